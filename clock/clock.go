@@ -21,6 +21,10 @@ type Timer interface {
 	Stop() bool
 	// Reset rearms the timer to fire after d; it reports whether it was active.
 	Reset(d time.Duration) bool
+	// ResetAt rearms the timer to fire when the clock reads at. Unlike
+	// Reset, the deadline does not depend on when the call runs, which
+	// keeps a loop's wake-up exact while a test moves a fake clock.
+	ResetAt(at time.Time) bool
 }
 
 // Real is the wall clock.
@@ -37,3 +41,4 @@ type realTimer struct{ t *time.Timer }
 func (r realTimer) C() <-chan time.Time        { return r.t.C }
 func (r realTimer) Stop() bool                 { return r.t.Stop() }
 func (r realTimer) Reset(d time.Duration) bool { return r.t.Reset(d) }
+func (r realTimer) ResetAt(at time.Time) bool  { return r.t.Reset(time.Until(at)) }

@@ -148,11 +148,14 @@ type fakeTimer struct {
 
 func (t *fakeTimer) C() <-chan time.Time { return t.c }
 
+// Stop and Reset discard a value already fired but not yet received, as
+// time.Timer does since Go 1.23, so no stale tick follows them.
 func (t *fakeTimer) Stop() bool {
 	t.f.mu.Lock()
 	defer t.f.mu.Unlock()
 	_, ok := t.f.timers[t]
 	delete(t.f.timers, t)
+	t.drain()
 	return ok
 }
 
@@ -161,6 +164,24 @@ func (t *fakeTimer) Reset(d time.Duration) bool {
 	defer t.f.mu.Unlock()
 	_, ok := t.f.timers[t]
 	delete(t.f.timers, t)
+	t.drain()
 	t.f.armLocked(t, d)
 	return ok
+}
+
+func (t *fakeTimer) ResetAt(at time.Time) bool {
+	t.f.mu.Lock()
+	defer t.f.mu.Unlock()
+	_, ok := t.f.timers[t]
+	delete(t.f.timers, t)
+	t.drain()
+	t.f.armLocked(t, at.Sub(t.f.now))
+	return ok
+}
+
+func (t *fakeTimer) drain() {
+	select {
+	case <-t.c:
+	default:
+	}
 }

@@ -1,0 +1,237 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluice-mta/sluice/delivery"
+	"github.com/sluice-mta/sluice/queue"
+)
+
+// execute runs one job on the worker's goroutine: reserve budget, record the
+// attempt, open or reuse the connection, send, and record the outcome.
+func (s *Scheduler) execute(w *worker, j *job) *jobResult {
+	r := &jobResult{w: w, job: j}
+	ctx := s.jobCtx
+	seq := j.entries[0].seq
+	m, err := s.store.Get(seq)
+	if err != nil {
+		if !errors.Is(err, queue.ErrNotFound) {
+			s.log.Error("cannot read queued message", "queue_id", queue.FormatID(seq), "err", err)
+			return r.all(outWaitUntil, s.clock.Now().Add(time.Minute))
+		}
+		return r.all(outForget, time.Time{})
+	}
+	live := r.liveEntries(m)
+	if len(live) == 0 {
+		return r
+	}
+	marked := false
+	if j.op.hasQuota() {
+		live, marked = s.reserve(ctx, r, m, live)
+		if len(live) == 0 {
+			return r
+		}
+	}
+	body, err := s.store.Body(seq)
+	if err != nil {
+		s.log.Error("cannot read message body", "queue_id", m.ID, "err", err)
+		s.refund(r, len(live))
+		return r.add(live, outWaitUntil, s.clock.Now().Add(time.Minute))
+	}
+	results, err := s.send(ctx, w, r, m, live, body)
+	if err != nil {
+		// No session: the operator saw nothing, so the units go back.
+		s.refund(r, len(live))
+	} else if j.op.limits.RefundRejected {
+		s.refundRejected(r, results)
+	}
+	s.settle(r, m, live, results, body, marked)
+	return r
+}
+
+// all marks every entry of the job with one outcome.
+func (r *jobResult) all(out outcome, next time.Time) *jobResult {
+	return r.add(r.job.entries, out, next)
+}
+
+func (r *jobResult) add(es []entry, out outcome, next time.Time) *jobResult {
+	for _, e := range es {
+		r.entries = append(r.entries, entryResult{entry: e, out: out, next: next})
+	}
+	return r
+}
+
+// liveEntries keeps the entries whose recipient still needs this attempt;
+// the others are forgotten (the message was held, or an admin action
+// settled them).
+func (r *jobResult) liveEntries(m *queue.Message) []entry {
+	var live []entry
+	for _, e := range r.job.entries {
+		if m.Held || int(e.idx) >= len(m.Recipients) || !m.Recipients[e.idx].State.IsPending() {
+			r.add([]entry{e}, outForget, time.Time{})
+			continue
+		}
+		live = append(live, e)
+	}
+	return live
+}
+
+// reserve takes budget for the live entries from the store, then records
+// the attempt (count, next retry time, reservation) durably, both before
+// any RCPT is sent. It returns the entries that may be sent and whether the
+// attempt is recorded.
+func (s *Scheduler) reserve(ctx context.Context, r *jobResult, m *queue.Message, live []entry) ([]entry, bool) {
+	j := r.job
+	op := j.op
+	granted, err := s.budget.Reserve(ctx, op.key, j.window.Start, op.limits.Window, op.quotaMilli(), j.costMilli, len(live))
+	if err != nil {
+		r.budgetDown = true
+		r.add(live, outNotTried, time.Time{})
+		return nil, false
+	}
+	if granted < len(live) {
+		r.grantedShort = len(live) - granted
+		r.add(live[granted:], outNotTried, time.Time{})
+		live = live[:granted]
+	}
+	if len(live) == 0 {
+		return nil, false
+	}
+	now := s.clock.Now()
+	res := queue.Reservation{Operator: op.key, WindowStart: j.window.Start, CostMilli: j.costMilli}
+	_, err = s.store.Apply(ctx, queue.Change{Seq: m.Seq, Update: func(qm *queue.Message) error {
+		for _, e := range live {
+			rc := &qm.Recipients[e.idx]
+			rc.Attempts++
+			rc.LastAttempt = now
+			rc.NextAttempt = now.Add(s.pol.cfg.Delivery.RetryAfter(rc.Attempts))
+			rc.Reserved = res
+		}
+		return nil
+	}})
+	if err != nil {
+		s.log.Error("cannot record delivery attempt", "queue_id", m.ID, "err", err)
+		s.refund(r, len(live))
+		r.add(live, outWaitUntil, now.Add(time.Minute))
+		return nil, false
+	}
+	for _, e := range live {
+		m.Recipients[e.idx].Attempts++
+	}
+	return live, true
+}
+
+// refund gives back the units of n recipients that never reached the
+// operator.
+func (s *Scheduler) refund(r *jobResult, n int) {
+	j := r.job
+	if !j.op.hasQuota() || n == 0 || r.budgetDown {
+		return
+	}
+	milli := int64(n) * j.costMilli
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.budget.Refund(ctx, j.op.key, j.window.Start, milli); err != nil {
+		s.log.Warn("cannot refund budget units", "operator", j.op.key, "milli", milli, "err", err)
+		return
+	}
+	r.refundMilli += milli
+}
+
+// refundRejected gives back the units of recipients the remote refused
+// (refund_rejected = true).
+func (s *Scheduler) refundRejected(r *jobResult, results []delivery.Result) {
+	n := 0
+	for _, res := range results {
+		if res.Status != delivery.StatusSent && res.Reply.Code >= 400 {
+			n++
+		}
+	}
+	s.refund(r, n)
+}
+
+// send opens (or reuses) the worker's session and runs the transaction.
+// A failure to open a session returns every recipient with the open
+// error's classification and a nil error only when a session ran.
+func (s *Scheduler) send(ctx context.Context, w *worker, r *jobResult, m *queue.Message, live []entry, body []byte) ([]delivery.Result, error) {
+	if err := w.ensureConn(ctx); err != nil {
+		r.exited = true
+		reply := openReply(err)
+		if reply.Code != 0 {
+			r.replies = append(r.replies, reply)
+		}
+		status := delivery.Classify(0, err)
+		out := make([]delivery.Result, len(live))
+		for i, e := range live {
+			out[i] = delivery.Result{Rcpt: m.Recipients[e.idx].Addr, Status: status, Reply: reply, Err: err}
+		}
+		return out, err
+	}
+	r.connected = true
+	env := s.envelope(m, live, r.job.op)
+	results := w.conn.Send(ctx, env, body)
+	if !w.conn.Usable() {
+		r.exited = true
+	}
+	for _, res := range results {
+		if res.Reply.Code != 0 {
+			r.replies = append(r.replies, res.Reply)
+		}
+		if res.Status == delivery.StatusSent {
+			r.success = true
+		}
+	}
+	if len(results) != len(live) {
+		return nil, fmt.Errorf("scheduler: delivery returned %d results for %d recipients", len(results), len(live))
+	}
+	return results, nil
+}
+
+// openReply extracts the reply that made opening a session fail.
+func openReply(err error) delivery.Reply {
+	var de *delivery.Error
+	if errors.As(err, &de) {
+		return de.Reply
+	}
+	var dnsErr *delivery.DNSError
+	if errors.As(err, &dnsErr) {
+		return delivery.Reply{Enhanced: dnsErr.Enhanced, Text: dnsErr.Error()}
+	}
+	return delivery.Reply{Enhanced: "4.4.1", Text: err.Error()}
+}
+
+// envelope builds the transaction's envelope for the live recipients.
+func (s *Scheduler) envelope(m *queue.Message, live []entry, op *opState) delivery.Envelope {
+	env := delivery.Envelope{From: m.From, Ret: m.Ret, EnvID: m.EnvID, DKIM: true}
+	if op.limits.EnvelopeFrom != "" && m.From != "" {
+		env.From = op.limits.EnvelopeFrom
+	}
+	for _, e := range live {
+		rc := &m.Recipients[e.idx]
+		env.Rcpts = append(env.Rcpts, delivery.Rcpt{Addr: rc.Addr, ORCPT: rc.ORCPT, Notify: notifyStrings(rc.Notify)})
+	}
+	return env
+}
+
+func notifyStrings(n queue.Notify) []string {
+	if n == 0 {
+		return nil
+	}
+	if n&queue.NotifyNever != 0 {
+		return []string{"NEVER"}
+	}
+	var out []string
+	if n&queue.NotifySuccess != 0 {
+		out = append(out, "SUCCESS")
+	}
+	if n&queue.NotifyFailure != 0 {
+		out = append(out, "FAILURE")
+	}
+	if n&queue.NotifyDelay != 0 {
+		out = append(out, "DELAY")
+	}
+	return out
+}

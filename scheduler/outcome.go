@@ -1,0 +1,238 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sluice-mta/sluice/delivery"
+	"github.com/sluice-mta/sluice/dsn"
+	"github.com/sluice-mta/sluice/queue"
+)
+
+// decision is what one attempt's result does to one recipient.
+type decision struct {
+	idx      int
+	state    queue.State
+	attempts int
+	next     time.Time
+	reply    queue.Reply
+	expired  bool
+	maybeDup bool
+	status   string // log status: sent, deferred, bounced, expired
+}
+
+// decide turns a delivery result into the recipient's new state (RFC 5321
+// section 4.5.4.1 for retries): sent, failed, or deferred to the next retry
+// time with jitter, unless that lies past the queue lifetime, which fails
+// it as expired (RFC 3463 4.4.7).
+func (s *Scheduler) decide(m *queue.Message, rc *queue.Recipient, res delivery.Result, marked bool, now time.Time) decision {
+	d := decision{idx: rc.Index, attempts: rc.Attempts, reply: toQueueReply(res.Reply), maybeDup: rc.MaybeDuplicate || res.MaybeDelivered}
+	if !marked {
+		d.attempts++
+	}
+	switch res.Status {
+	case delivery.StatusSent:
+		d.state, d.status = queue.StateSent, "sent"
+	case delivery.StatusFailed:
+		d.state, d.status = queue.StateFailed, "bounced"
+	default:
+		d.state, d.status = queue.StateDeferred, "deferred"
+		d.next = now.Add(s.jitter(s.pol.cfg.Delivery.RetryAfter(d.attempts)))
+		if deadline := m.Arrival.Add(s.pol.cfg.Delivery.MaxQueueLifetime); !d.next.Before(deadline) {
+			d.state, d.status, d.expired, d.next = queue.StateFailed, "expired", true, time.Time{}
+		}
+	}
+	return d
+}
+
+// jitter spreads retries by ±10% so that mail deferred together does not
+// come back together.
+func (s *Scheduler) jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	f := 0.9 + 0.2*s.rndFloat()
+	return time.Duration(float64(d) * f)
+}
+
+func toQueueReply(r delivery.Reply) queue.Reply {
+	return queue.Reply{Code: r.Code, Enhanced: r.Enhanced, Text: r.Text, RemoteHost: r.RemoteHost, RemoteIP: r.RemoteIP}
+}
+
+// settle records the results of one transaction in the store, with the
+// bounce they cause in the same commit, logs one line per recipient, and
+// fills the job result for the loop.
+func (s *Scheduler) settle(r *jobResult, m *queue.Message, live []entry, results []delivery.Result, body []byte, marked bool) {
+	now := s.clock.Now()
+	ds := make([]decision, len(live))
+	for i, e := range live {
+		res := delivery.Result{Status: delivery.StatusDeferred, Reply: delivery.Reply{Enhanced: "4.3.0", Text: "no result from delivery"}}
+		if i < len(results) {
+			res = results[i]
+		}
+		ds[i] = s.decide(m, &m.Recipients[e.idx], res, marked, now)
+	}
+	var adds []queue.NewMessage
+	if b := s.bounce(m, ds, body, now); b != nil {
+		adds = append(adds, *b)
+	}
+	_, err := s.store.Apply(context.Background(), queue.Change{
+		Seq:    m.Seq,
+		Update: func(qm *queue.Message) error { applyDecisions(qm, ds, now); return nil },
+		Add:    adds,
+	})
+	if err != nil {
+		// The outcome is not recorded: the recipients stay pending in the
+		// store and are retried, which may duplicate what was sent.
+		s.log.Error("cannot record delivery results; will retry", "queue_id", m.ID, "err", err)
+		r.add(live, outWaitUntil, now.Add(time.Minute))
+		return
+	}
+	for i, e := range live {
+		s.logDelivery(m, &m.Recipients[e.idx], r.job, ds[i], now)
+		if ds[i].state == queue.StateDeferred {
+			r.add([]entry{e}, outRetry, ds[i].next)
+		} else {
+			r.add([]entry{e}, outDone, time.Time{})
+		}
+	}
+	for _, a := range adds {
+		s.Add(a.Msg)
+	}
+}
+
+func applyDecisions(qm *queue.Message, ds []decision, now time.Time) {
+	for _, d := range ds {
+		rc := &qm.Recipients[d.idx]
+		rc.State = d.state
+		rc.Attempts = d.attempts
+		rc.LastAttempt = now
+		rc.NextAttempt = d.next
+		rc.LastReply = d.reply
+		rc.Reserved = queue.Reservation{}
+		rc.MaybeDuplicate = d.maybeDup
+	}
+}
+
+// bounce builds the failure report for the recipients that failed in ds and
+// asked for one, or returns nil. A message from the null sender never
+// causes a bounce (RFC 5321 section 4.5.5).
+func (s *Scheduler) bounce(m *queue.Message, ds []decision, body []byte, now time.Time) *queue.NewMessage {
+	if m.From == "" {
+		return nil
+	}
+	var rcpts []dsn.Recipient
+	for _, d := range ds {
+		rc := &m.Recipients[d.idx]
+		if d.state != queue.StateFailed || !rc.Notify.Wants(queue.NotifyFailure) {
+			continue
+		}
+		rcpts = append(rcpts, failedRecipient(rc, d, now))
+	}
+	if len(rcpts) == 0 {
+		return nil
+	}
+	return s.report(m, rcpts, body, now, "")
+}
+
+func failedRecipient(rc *queue.Recipient, d decision, now time.Time) dsn.Recipient {
+	status := d.reply.Enhanced
+	switch {
+	case d.expired:
+		status = "4.4.7" // RFC 3463: delivery time expired
+	case !strings.HasPrefix(status, "5."):
+		status = "5.0.0"
+	}
+	return dsn.Recipient{
+		FinalRecipient:    rc.Addr,
+		OriginalRecipient: rc.ORCPT,
+		Action:            dsn.ActionFailed,
+		Status:            status,
+		RemoteMTA:         d.reply.RemoteHost,
+		DiagnosticCode:    diagnostic(d.reply, d.expired),
+		LastAttempt:       now,
+	}
+}
+
+// diagnostic renders a reply for the Diagnostic-Code field.
+func diagnostic(r queue.Reply, expired bool) string {
+	var b strings.Builder
+	if r.Code != 0 {
+		fmt.Fprintf(&b, "%d ", r.Code)
+	}
+	if r.Enhanced != "" {
+		b.WriteString(r.Enhanced + " ")
+	}
+	b.WriteString(r.Text)
+	out := strings.TrimSpace(b.String())
+	if expired {
+		if out == "" {
+			return "message expired in the queue"
+		}
+		return "message expired in the queue; last reply: " + out
+	}
+	return out
+}
+
+// report builds a DSN to m's sender as a new queued message from the null
+// sender.
+func (s *Scheduler) report(m *queue.Message, rcpts []dsn.Recipient, body []byte, now time.Time, waitReason string) *queue.NewMessage {
+	cfg := s.pol.cfg
+	seq, id := s.store.NewID()
+	rep := &dsn.Report{
+		ReportingMTA:   cfg.Hostname,
+		From:           cfg.Bounce.From,
+		To:             m.From,
+		Date:           now,
+		MessageID:      "<" + id + ".dsn@" + cfg.Hostname + ">",
+		QueueID:        m.ID,
+		EnvID:          m.EnvID,
+		ArrivalDate:    m.Arrival,
+		Recipients:     rcpts,
+		Original:       body,
+		Return:         m.Ret,
+		MaxReturnBytes: int(cfg.Bounce.MaxReturnedBytes),
+		WaitReason:     waitReason,
+		RetryUntil:     m.Arrival.Add(cfg.Delivery.MaxQueueLifetime),
+	}
+	out, err := dsn.Build(rep)
+	if err != nil {
+		s.log.Error("cannot build delivery status notification", "queue_id", m.ID, "err", err)
+		return nil
+	}
+	msg := &queue.Message{
+		ID: id, Seq: seq, From: "", Arrival: now, PriorityMilli: UnitMilli,
+		ClientIP: "127.0.0.1", ClientHelo: cfg.Hostname,
+		Recipients: []queue.Recipient{{Index: 0, Addr: m.From, State: queue.StateQueued}},
+	}
+	return &queue.NewMessage{Msg: msg, Body: out}
+}
+
+// logDelivery writes the event line for one recipient's attempt, with the
+// Postfix-style fields (DESIGN.md).
+func (s *Scheduler) logDelivery(m *queue.Message, rc *queue.Recipient, j *job, d decision, now time.Time) {
+	relay := "none"
+	if d.reply.RemoteHost != "" {
+		relay = fmt.Sprintf("%s[%s]", d.reply.RemoteHost, d.reply.RemoteIP)
+	}
+	dsnCode := d.reply.Enhanced
+	if dsnCode == "" {
+		dsnCode = map[queue.State]string{queue.StateSent: "2.0.0", queue.StateFailed: "5.0.0"}[d.state]
+		if dsnCode == "" {
+			dsnCode = "4.0.0"
+		}
+	}
+	if d.expired {
+		dsnCode = "4.4.7"
+	}
+	s.log.Info("delivery", "queue_id", m.ID, "from", m.From, "to", rc.Addr, "relay", relay,
+		"delay", now.Sub(m.Arrival).Round(time.Millisecond).Seconds(), "dsn", dsnCode, "status", d.status,
+		"operator", j.op.key, "attempt", d.attempts, "reply", diagnostic(d.reply, false))
+	s.events.Delivery(j.op.label, d.status, now.Sub(j.started))
+	if d.maybeDup && d.status == "deferred" {
+		s.log.Warn("connection lost after the final dot; a retry may duplicate the message",
+			"queue_id", m.ID, "to", rc.Addr, "relay", relay)
+	}
+}

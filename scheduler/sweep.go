@@ -1,0 +1,101 @@
+package scheduler
+
+import (
+	"context"
+	"time"
+
+	"github.com/sluice-mta/sluice/queue"
+)
+
+// sweep fails ready recipients that outlived max_queue_lifetime while they
+// waited for budget, a suspension or a connection slot. Recipients in the
+// waiting heap need no sweep: a deferral never schedules a retry past the
+// lifetime (decide expires them instead). Only the head of each priority
+// class can be the oldest, so the sweep looks at heads.
+func (s *Scheduler) sweep(now time.Time) {
+	lifetime := s.pol.cfg.Delivery.MaxQueueLifetime
+	if lifetime <= 0 || s.stopping {
+		return
+	}
+	cutoff := now.Add(-lifetime).UnixNano()
+	for _, op := range s.pol.ops {
+		var expired []entry
+		for _, p := range op.ready.prios {
+			h := op.ready.classes[p]
+			for len(*h) > 0 && (*h)[0].arrival <= cutoff {
+				expired = append(expired, op.ready.pop(p))
+			}
+		}
+		if len(expired) > 0 {
+			s.expire(op, expired)
+		}
+	}
+}
+
+// expire fails recipients that waited too long, in the background, with
+// the usual bounce.
+func (s *Scheduler) expire(op *opState, es []entry) {
+	bySeq := make(map[uint64][]entry)
+	for _, e := range es {
+		bySeq[e.seq] = append(bySeq[e.seq], e)
+	}
+	for seq, group := range bySeq {
+		s.background(func() { s.expireMessage(op, seq, group) })
+	}
+}
+
+func (s *Scheduler) expireMessage(op *opState, seq uint64, es []entry) {
+	m, err := s.store.Get(seq)
+	if err != nil {
+		return // gone meanwhile
+	}
+	body, err := s.store.Body(seq)
+	if err != nil {
+		s.log.Error("cannot read message body to expire it", "queue_id", m.ID, "err", err)
+		return
+	}
+	now := s.clock.Now()
+	reason := "waiting for delivery slot"
+	if op.hasQuota() {
+		reason = "waiting for the operator's budget"
+	}
+	var ds []decision
+	for _, e := range es {
+		rc := &m.Recipients[e.idx]
+		if !rc.State.IsPending() {
+			continue
+		}
+		r := rc.LastReply
+		if r.Text == "" {
+			r.Text = reason
+		}
+		ds = append(ds, decision{idx: int(e.idx), state: queue.StateFailed, attempts: rc.Attempts,
+			reply: r, expired: true, maybeDup: rc.MaybeDuplicate, status: "expired"})
+	}
+	var adds []queue.NewMessage
+	if b := s.bounce(m, ds, body, now); b != nil {
+		adds = append(adds, *b)
+	}
+	_, err = s.store.Apply(context.Background(), queue.Change{
+		Seq:    seq,
+		Update: func(qm *queue.Message) error { applyDecisions(qm, ds, now); return nil },
+		Add:    adds,
+	})
+	if err != nil {
+		s.log.Error("cannot record expiry; will try again", "queue_id", m.ID, "err", err)
+		retry := now.Add(time.Minute).UnixNano()
+		s.post(func() {
+			for _, e := range es {
+				s.waiting.push(waitEntry{at: retry, prio: m.PriorityMilli, entry: e})
+			}
+		})
+		return
+	}
+	j := &job{op: op, started: now}
+	for _, d := range ds {
+		s.logDelivery(m, &m.Recipients[d.idx], j, d, now)
+	}
+	for _, a := range adds {
+		s.Add(a.Msg)
+	}
+}
