@@ -96,7 +96,7 @@ func fromDomain(body []byte) (string, error) {
 	}
 	at := strings.LastIndexByte(addrs[0].Address, '@')
 	if at < 0 || at == len(addrs[0].Address)-1 {
-		return "", fmt.Errorf("From address %q has no domain", addrs[0].Address)
+		return "", fmt.Errorf("address %q in From has no domain", addrs[0].Address)
 	}
 	return strings.ToLower(strings.TrimSuffix(addrs[0].Address[at+1:], ".")), nil
 }

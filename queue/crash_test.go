@@ -45,7 +45,7 @@ func crashChild(path string) {
 			out.Flush()
 			os.Exit(4)
 		}
-		g, err := s.Reserve(ctx, "bigmail", w, 1<<40, 1000, 1)
+		g, err := s.Reserve(ctx, "bigmail", w, time.Hour, 1<<40, 1000, 1)
 		if err != nil || g != 1 {
 			fmt.Fprintln(out, "error reserve", g, err)
 			out.Flush()

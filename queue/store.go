@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 var (
@@ -98,7 +99,7 @@ func Open(o Options) (*Store, error) {
 		FreelistType:   bolt.FreelistMapType,
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("queue: %s is locked by another process (is the daemon running?): %w", o.Path, err)
 		}
 		return nil, fmt.Errorf("queue: open %s: %w", o.Path, err)

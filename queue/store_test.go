@@ -291,7 +291,7 @@ func TestReserveNeverOverGrants(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			g, err := s.Reserve(ctx, "bigmail", w, quota, 334, 3)
+			g, err := s.Reserve(ctx, "bigmail", w, time.Hour, quota, 334, 3)
 			if err != nil {
 				t.Error(err)
 			}
@@ -311,7 +311,7 @@ func TestReserveNeverOverGrants(t *testing.T) {
 	if err := s.Refund(ctx, "bigmail", w, 334); err != nil {
 		t.Fatal(err)
 	}
-	if g, _ := s.Reserve(ctx, "bigmail", w, quota, 334, 5); g != 1 {
+	if g, _ := s.Reserve(ctx, "bigmail", w, time.Hour, quota, 334, 5); g != 1 {
 		t.Errorf("after a refund of one unit, granted %d, want 1", g)
 	}
 	if other, _ := s.Used(ctx, "bigmail", w.Add(time.Hour)); other != 0 {

@@ -16,8 +16,10 @@ import (
 
 // Reserve grants up to n units of costMilli each for operator op in the
 // window starting at window, as many as fit under quotaMilli, and commits
-// the new total before returning how many it granted.
-func (s *Store) Reserve(ctx context.Context, op string, window time.Time, quotaMilli, costMilli int64, n int) (int, error) {
+// the new total before returning how many it granted. The window's length
+// is not needed locally (PruneUsage drops old windows); it is part of the
+// signature because a shared store expires its keys with it.
+func (s *Store) Reserve(ctx context.Context, op string, window time.Time, _ time.Duration, quotaMilli, costMilli int64, n int) (int, error) {
 	if costMilli <= 0 || n <= 0 {
 		return 0, fmt.Errorf("queue: reserve %d units of cost %d", n, costMilli)
 	}

@@ -143,9 +143,6 @@ func (q *readyQueue) best(now time.Time, aging time.Duration) (uint32, bool) {
 	return bestPrio, found
 }
 
-// head returns the next entry of class prio without removing it.
-func (q *readyQueue) head(prio uint32) entry { return (*q.classes[prio])[0] }
-
 // pop removes the head of class prio.
 func (q *readyQueue) pop(prio uint32) entry {
 	e := q.classes[prio].pop()
@@ -190,15 +187,6 @@ func (q *readyQueue) filter(keep func(entry) bool) []prioEntry {
 		}
 	}
 	return out
-}
-
-// each calls fn for every entry, in no particular order.
-func (q *readyQueue) each(fn func(prio uint32, e entry)) {
-	for _, p := range q.prios {
-		for _, e := range *q.classes[p] {
-			fn(p, e)
-		}
-	}
 }
 
 type prioEntry struct {

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -83,6 +84,10 @@ func (s *Scheduler) settle(r *jobResult, m *queue.Message, live []entry, results
 		Update: func(qm *queue.Message) error { applyDecisions(qm, ds, now); return nil },
 		Add:    adds,
 	})
+	if errors.Is(err, queue.ErrNotFound) {
+		r.add(live, outForget, time.Time{}) // deleted by an administrator meanwhile
+		return
+	}
 	if err != nil {
 		// The outcome is not recorded: the recipients stay pending in the
 		// store and are retried, which may duplicate what was sent.

@@ -128,7 +128,7 @@ func (p *policies) operator(o *config.Operator) *opState {
 }
 
 func (p *policies) route(r *config.Route) *opState {
-	name := "route:" + strings.Join(r.Domains, ",")
+	name := "route:" + joinDomains(r.Domains)
 	return p.get(name, name, kindRoute, r.Limits)
 }
 
@@ -161,6 +161,8 @@ func (o *opState) setLimits(l config.Limits) {
 		o.rules = defaultRules
 	}
 }
+
+func joinDomains(ds []string) string { return strings.Join(ds, ",") }
 
 // domainOf returns the lower-cased domain of an address.
 func domainOf(addr string) string {

@@ -16,9 +16,15 @@ func (s *Scheduler) handleResult(r *jobResult, now time.Time) {
 	op := j.op
 	op.busy--
 	s.inflight--
+	if s.active[j.entries[0].seq]--; s.active[j.entries[0].seq] <= 0 {
+		delete(s.active, j.entries[0].seq)
+	}
 	w.sent++
 	s.settleBudget(op, r, now)
 	for _, er := range r.entries {
+		if s.held[er.seq] {
+			continue // held while in flight: Release indexes it again
+		}
 		switch er.out {
 		case outRetry, outWaitUntil:
 			s.waiting.push(waitEntry{at: er.next.UnixNano(), prio: j.prio, entry: er.entry})

@@ -115,6 +115,8 @@ type Scheduler struct {
 	waiting   waitHeap
 	dirty     map[*opState]struct{}
 	starved   map[*opState]struct{} // ops waiting for a global connection slot
+	active    map[uint64]int        // messages with transactions in flight
+	held      map[uint64]bool       // messages put on hold while the loop ran
 	opTimers  opTimerHeap
 	workers   map[string][]*worker // idle workers by destination key
 	conns     int                  // live workers in all
@@ -170,6 +172,8 @@ func New(o Options) (*Scheduler, error) {
 		classes: make(map[uint32]*domainClass),
 		dirty:   make(map[*opState]struct{}),
 		starved: make(map[*opState]struct{}),
+		active:  make(map[uint64]int),
+		held:    make(map[uint64]bool),
 		workers: make(map[string][]*worker),
 		rnd:     rnd,
 		ready:   make(chan struct{}),
