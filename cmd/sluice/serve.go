@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/sluice-mta/sluice/admin"
+	"github.com/sluice-mta/sluice/clock"
+	"github.com/sluice-mta/sluice/config"
+	"github.com/sluice-mta/sluice/delivery"
+	"github.com/sluice-mta/sluice/queue"
+	"github.com/sluice-mta/sluice/scheduler"
+	"github.com/sluice-mta/sluice/smtpd"
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the relay daemon",
+		Action: func(c *cli.Context) error {
+			cfg, err := config.Load(c.String("config"))
+			if err != nil {
+				fmt.Fprintln(c.App.ErrWriter, err)
+				return &exitError{code: 2, err: errors.New("not started: fix the configuration (sluice config check)")}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			log := newLogger(os.Stderr, cfg.Log)
+			return runDaemon(ctx, cfg, deps{Logger: log})
+		},
+	}
+}
+
+// deps are what a test may replace when running the daemon in-process.
+type deps struct {
+	Logger *slog.Logger
+	Clock  clock.Clock
+	// Started, if set, receives the daemon once it accepts mail.
+	Started func(*daemon)
+}
+
+// daemon is one running relay.
+type daemon struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	clock  clock.Clock
+	store  *queue.Store
+	sched  *scheduler.Scheduler
+	smtp   *smtpd.Server
+	admin  *admin.Server
+	client *delivery.Client
+}
+
+// SMTPAddrs returns the addresses the SMTP listeners are bound to.
+func (d *daemon) SMTPAddrs() []net.Addr { return d.smtp.Addrs() }
+
+// runDaemon runs the relay until ctx is cancelled, then shuts it down in
+// order: stop accepting mail, let deliveries in flight finish (up to
+// shutdown_timeout), stop the admin socket, close the store.
+func runDaemon(ctx context.Context, cfg *config.Config, dp deps) error {
+	d, err := startDaemon(cfg, dp)
+	if err != nil {
+		return err
+	}
+	schedCtx, stopSched := context.WithCancel(context.Background())
+	defer stopSched()
+	schedDone := make(chan error, 1)
+	go func() { schedDone <- d.sched.Run(schedCtx, cfg.ShutdownTimeout) }()
+	select {
+	case <-d.sched.Ready():
+	case err := <-schedDone:
+		d.closeAll()
+		return err
+	}
+	if err := d.smtp.Start(); err != nil {
+		stopSched()
+		<-schedDone
+		d.closeAll()
+		return err
+	}
+	adminDone := make(chan error, 1)
+	go func() { adminDone <- d.admin.Serve() }()
+	d.log.Info("sluice started", "version", version, "listen", fmt.Sprint(d.smtp.Addrs()), "admin_socket", cfg.Admin.Socket)
+	if dp.Started != nil {
+		dp.Started(d)
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-adminDone:
+		d.log.Error("admin socket failed", "err", runErr)
+	case runErr = <-schedDone:
+		d.log.Error("scheduler stopped", "err", runErr)
+		schedDone <- runErr
+	}
+	d.log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := d.smtp.Shutdown(sctx); err != nil {
+		d.log.Warn("SMTP sessions cut at shutdown", "err", err)
+	}
+	cancel()
+	stopSched()
+	if err := <-schedDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	d.closeAll()
+	d.log.Info("sluice stopped")
+	return runErr
+}
+
+func (d *daemon) closeAll() {
+	if d.admin != nil {
+		d.admin.Close()
+	}
+	if d.smtp != nil {
+		d.smtp.Close()
+	}
+	if err := d.store.Close(); err != nil {
+		d.log.Error("closing the queue", "err", err)
+	}
+}
+
+// startDaemon opens the store and builds every component; nothing listens
+// yet except the admin socket, which is bound here so that a second daemon
+// on the same data is refused before it touches anything.
+func startDaemon(cfg *config.Config, dp deps) (*daemon, error) {
+	log := dp.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	clk := dp.Clock
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	d := &daemon{cfg: cfg, log: log, clock: clk}
+	store, err := queue.Open(queue.Options{
+		Path:   filepath.Join(cfg.DataDir, "queue.db"),
+		Logger: log.With("component", "queue"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.store = store
+	if err := d.build(); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *daemon) build() error {
+	cfg := d.cfg
+	res, err := delivery.NewResolver(delivery.ResolverOptions{
+		Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout, Logger: d.log.With("component", "dns"), Now: d.clock.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	d.client = delivery.New(delivery.Options{
+		Helo: cfg.Delivery.HELO, Port: cfg.Delivery.Port,
+		ConnectTimeout: cfg.Delivery.ConnectTimeout, CommandTimeout: cfg.Delivery.CommandTimeout,
+		DataTimeout: cfg.Delivery.DataTimeout, Resolver: res, MaxMXHosts: cfg.Delivery.MaxMXHosts,
+		OwnAddrs: ownAddrs(cfg.SMTP.Listen), AllowPrivateMX: cfg.Delivery.AllowPrivateMX,
+		DKIM: dkimKeys(cfg.DKIM), Logger: d.log.With("component", "delivery"),
+	})
+	d.sched, err = scheduler.New(scheduler.Options{
+		Config: cfg, Clock: d.clock, Store: d.store, Budget: d.store,
+		Deliverer: scheduler.ClientDeliverer(d.client), MX: res,
+		Logger: d.log.With("component", "scheduler"),
+	})
+	if err != nil {
+		return err
+	}
+	var tlsConfig *tls.Config
+	if cfg.SMTP.TLSCertificate != nil {
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{*cfg.SMTP.TLSCertificate}, MinVersion: tls.VersionTLS12}
+	}
+	d.smtp, err = smtpd.New(smtpd.Options{
+		Hostname: cfg.Hostname, Listen: cfg.SMTP.Listen, TrustedNetworks: cfg.SMTP.TrustedNetworks,
+		MaxMessageBytes: cfg.SMTP.MaxMessageBytes, MaxRecipients: cfg.SMTP.MaxRecipients,
+		MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
+		ReadTimeout: cfg.SMTP.ReadTimeout, WriteTimeout: cfg.SMTP.WriteTimeout,
+		PriorityHeader: cfg.SMTP.PriorityHeader, MaxPriorityMilli: cfg.SMTP.MaxPriorityMilli,
+		StripPriorityHeader: cfg.SMTP.StripPriorityHeader, TLSConfig: tlsConfig,
+		Now: d.clock.Now, Logger: d.log.With("component", "smtpd"),
+		Enqueuer: enqueuer{store: d.store, sched: d.sched},
+	})
+	if err != nil {
+		return err
+	}
+	d.admin, err = admin.Listen(cfg.Admin.Socket, &backend{d: d}, d.log.With("component", "admin"))
+	return err
+}
+
+// enqueuer commits accepted mail and tells the scheduler.
+type enqueuer struct {
+	store *queue.Store
+	sched *scheduler.Scheduler
+}
+
+func (e enqueuer) NewID() (uint64, string) { return e.store.NewID() }
+
+func (e enqueuer) Enqueue(ctx context.Context, m *queue.Message, body []byte) error {
+	if err := e.store.Enqueue(ctx, m, body); err != nil {
+		return err
+	}
+	e.sched.Add(m)
+	return nil
+}
+
+// ownAddrs lists the addresses sluice listens on, so delivery can refuse
+// an MX that would loop back. A wildcard listener means every address of
+// the machine.
+func ownAddrs(listen []string) []netip.Addr {
+	var out []netip.Addr
+	wildcard := false
+	for _, l := range listen {
+		host, _, err := net.SplitHostPort(l)
+		if err != nil {
+			continue
+		}
+		if host == "" {
+			wildcard = true
+			continue
+		}
+		a, err := netip.ParseAddr(host)
+		if err != nil {
+			ips, _ := net.LookupIP(host)
+			for _, ip := range ips {
+				if a, ok := netip.AddrFromSlice(ip); ok {
+					out = append(out, a.Unmap())
+				}
+			}
+			continue
+		}
+		if a.IsUnspecified() {
+			wildcard = true
+			continue
+		}
+		out = append(out, a.Unmap())
+	}
+	if wildcard {
+		addrs, _ := net.InterfaceAddrs()
+		for _, ia := range addrs {
+			if p, err := netip.ParsePrefix(ia.String()); err == nil {
+				out = append(out, p.Addr().Unmap())
+			}
+		}
+	}
+	return out
+}
+
+func dkimKeys(ks []config.DKIM) []delivery.DKIMKey {
+	out := make([]delivery.DKIMKey, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, delivery.DKIMKey{Domain: k.Domain, Selector: k.Selector, Signer: k.Signer})
+	}
+	return out
+}
