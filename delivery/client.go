@@ -67,9 +67,10 @@ type Options struct {
 	// Resolver is required unless every destination has a Relay.
 	Resolver   MXResolver
 	MaxMXHosts int // MX hosts tried per Open; 0 = 5
-	// OwnAddrs are sluice's own listening addresses: an MX resolving to
-	// one is a mail loop. Pass concrete addresses, not wildcards.
-	OwnAddrs []netip.Addr
+	// OwnAddrs are sluice's own listening addresses and ports: an MX (on
+	// Port) or relay resolving to one is a mail loop. Pass concrete
+	// addresses, not wildcards.
+	OwnAddrs []netip.AddrPort
 	// AllowPrivateMX permits MX addresses in loopback, private,
 	// link-local and unspecified ranges, which are refused otherwise.
 	AllowPrivateMX bool
@@ -137,7 +138,7 @@ func New(o Options) *Client {
 	}
 	o.OwnAddrs = slices.Clone(o.OwnAddrs)
 	for i, a := range o.OwnAddrs {
-		o.OwnAddrs[i] = a.Unmap()
+		o.OwnAddrs[i] = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 	}
 	o.DKIM = slices.Clone(o.DKIM)
 	return &Client{o: o, log: o.Logger}
@@ -150,9 +151,16 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// isOwn reports whether a is one of our own addresses.
-func (c *Client) isOwn(a netip.Addr) bool {
-	return slices.Contains(c.o.OwnAddrs, a.Unmap())
+// isOwn reports whether a, on port, is one of our own listening
+// addresses. The port matters: a relay on another port of our own host (a
+// local smarthost, a test sink) is not a loop.
+func (c *Client) isOwn(a netip.Addr, port int) bool {
+	return slices.Contains(c.o.OwnAddrs, netip.AddrPortFrom(a.Unmap(), uint16(port)))
+}
+
+// ownOn returns isOwn for one port, for slices.ContainsFunc.
+func (c *Client) ownOn(port int) func(netip.Addr) bool {
+	return func(a netip.Addr) bool { return c.isOwn(a, port) }
 }
 
 // isPrivate reports addresses no public MX should have (RFC 6890 special

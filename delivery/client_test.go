@@ -331,10 +331,13 @@ func TestLoopAndPrivateAddresses(t *testing.T) {
 		wantHost     string
 	}{
 		{"mx resolves to own address", func(e *testEnv) {
-			e.opts.OwnAddrs = []netip.Addr{netip.MustParseAddr("127.0.0.2")}
+			e.opts.OwnAddrs = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(e.port))}
 		}, "5.4.6", ""},
+		{"own address on another port is not a loop", func(e *testEnv) {
+			e.opts.OwnAddrs = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(e.port+1))}
+		}, "", "mx1.example.com"},
 		{"own mx with higher preference is dropped", func(e *testEnv) {
-			e.opts.OwnAddrs = []netip.Addr{netip.MustParseAddr("127.0.0.3")}
+			e.opts.OwnAddrs = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.3"), uint16(e.port))}
 		}, "", "mx1.example.com"},
 		{"private mx refused", func(e *testEnv) {
 			e.opts.AllowPrivateMX = false

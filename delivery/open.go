@@ -84,7 +84,7 @@ func (c *Client) mxTargets(ctx context.Context, d Destination, f *failures) ([]t
 			f.add(dnsFailure(mx.Host, err))
 			continue
 		}
-		if slices.ContainsFunc(addrs, c.isOwn) {
+		if slices.ContainsFunc(addrs, c.ownOn(c.o.Port)) {
 			out = slices.DeleteFunc(out, func(t target) bool { return t.pref >= mx.Pref })
 			if len(out) == 0 && !f.temporary {
 				return nil, loopError(d.Domain, mx.Host)
@@ -137,7 +137,7 @@ func (c *Client) relayTargets(ctx context.Context, d Destination, f *failures) (
 			return nil, err
 		}
 	}
-	if slices.ContainsFunc(addrs, c.isOwn) {
+	if slices.ContainsFunc(addrs, c.ownOn(port)) {
 		return nil, loopError(d.Relay, host)
 	}
 	return []target{{host: host, port: port, addrs: addrs}}, nil

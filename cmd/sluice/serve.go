@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -219,43 +220,49 @@ func (e enqueuer) Enqueue(ctx context.Context, m *queue.Message, body []byte) er
 	return nil
 }
 
-// ownAddrs lists the addresses sluice listens on, so delivery can refuse
-// an MX that would loop back. A wildcard listener means every address of
-// the machine.
-func ownAddrs(listen []string) []netip.Addr {
-	var out []netip.Addr
-	wildcard := false
+// ownAddrs lists the addresses and ports sluice listens on, so delivery
+// can refuse an MX or relay that would loop back to it. A wildcard
+// listener means every address of the machine on that port. Port 0 (tests)
+// is resolved from the bound listeners by the caller when known.
+func ownAddrs(listen []string) []netip.AddrPort {
+	var out []netip.AddrPort
 	for _, l := range listen {
-		host, _, err := net.SplitHostPort(l)
+		host, portStr, err := net.SplitHostPort(l)
 		if err != nil {
 			continue
 		}
-		if host == "" {
-			wildcard = true
+		port, err := strconv.ParseUint(portStr, 10, 16)
+		if err != nil {
 			continue
 		}
+		var addrs []netip.Addr
 		a, err := netip.ParseAddr(host)
-		if err != nil {
+		switch {
+		case host == "" || (err == nil && a.IsUnspecified()):
+			addrs = interfaceAddrs()
+		case err == nil:
+			addrs = []netip.Addr{a}
+		default:
 			ips, _ := net.LookupIP(host)
 			for _, ip := range ips {
 				if a, ok := netip.AddrFromSlice(ip); ok {
-					out = append(out, a.Unmap())
+					addrs = append(addrs, a)
 				}
 			}
-			continue
 		}
-		if a.IsUnspecified() {
-			wildcard = true
-			continue
+		for _, a := range addrs {
+			out = append(out, netip.AddrPortFrom(a.Unmap(), uint16(port)))
 		}
-		out = append(out, a.Unmap())
 	}
-	if wildcard {
-		addrs, _ := net.InterfaceAddrs()
-		for _, ia := range addrs {
-			if p, err := netip.ParsePrefix(ia.String()); err == nil {
-				out = append(out, p.Addr().Unmap())
-			}
+	return out
+}
+
+func interfaceAddrs() []netip.Addr {
+	var out []netip.Addr
+	ias, _ := net.InterfaceAddrs()
+	for _, ia := range ias {
+		if p, err := netip.ParsePrefix(ia.String()); err == nil {
+			out = append(out, p.Addr())
 		}
 	}
 	return out
