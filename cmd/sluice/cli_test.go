@@ -93,7 +93,10 @@ func TestQueueListAndShowThroughTheDaemon(t *testing.T) {
 		len(m.Recipients) != 1 || !strings.Contains(m.Recipients[0].DelayReason, "greylisted") || m.ETA == 0 {
 		t.Errorf("queue list --json = %+v", m)
 	}
-	out, _, code = runCLI(t, "--config", cfgPath, "queue", "show", id)
+	out, errOut, code = runCLI(t, "--config", cfgPath, "queue", "show", id)
+	if code != 0 {
+		t.Fatalf("queue show: %d %s", code, errOut)
+	}
 	for _, want := range []string{"Queue ID:  " + id, "Priority:  5", "bob@one.test", "state: deferred", "attempts: 1",
 		"last reply: host mx.one.test[127.0.0.2] said: 451 4.7.1 greylisted", "next attempt:", "Subject: listed"} {
 		if !strings.Contains(out, want) {
