@@ -14,7 +14,7 @@ import (
 // sessions sharing commits. Bodies inline in bbolt are compared with bodies
 // in their own fsynced files.
 func BenchmarkEnqueue(b *testing.B) {
-	for _, size := range []int{2 << 10, 50 << 10, 1 << 20} {
+	for _, size := range []int{2 << 10, 16 << 10, 50 << 10, 128 << 10, 256 << 10, 1 << 20} {
 		for _, writers := range []int{1, 20} {
 			for _, mode := range []struct {
 				name      string

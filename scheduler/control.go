@@ -233,14 +233,20 @@ func (s *Scheduler) unindex(seqs []uint64) {
 	}
 	keep := func(e entry) bool { return !set[e.seq] }
 	for _, op := range s.pol.ops {
-		op.ready.filter(keep)
+		for _, p := range op.ready.filter(keep) {
+			s.count(p.prio, p.entry, -1)
+		}
 	}
-	s.waiting.filter(func(w waitEntry) bool { return keep(w.entry) })
+	for _, w := range s.waiting.filter(func(w waitEntry) bool { return keep(w.entry) }) {
+		s.count(w.prio, w.entry, -1)
+	}
 	for _, dc := range s.classes {
 		out := dc.pending[:0]
 		for _, p := range dc.pending {
 			if keep(p.entry) {
 				out = append(out, p)
+			} else {
+				s.count(p.prio, p.entry, -1)
 			}
 		}
 		dc.pending = out
@@ -344,6 +350,7 @@ func (s *Scheduler) Reconfigure(ctx context.Context, cfg *config.Config) error {
 		for _, p := range ready {
 			s.makeReady(p.prio, p.entry, now)
 		}
+		s.recount(cfg)
 		s.log.Info("configuration reloaded", "operators", len(cfg.Operators), "routes", len(cfg.Routes), "requeued", len(ready))
 	})
 }

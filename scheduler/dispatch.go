@@ -207,6 +207,7 @@ func (s *Scheduler) startJob(op *opState, prio uint32, es []entry, now time.Time
 	op.lastStart = now
 	op.busy++
 	s.inflight++
+	s.running[j] = struct{}{}
 	s.active[j.entries[0].seq]++
 	s.assign(j, now)
 }

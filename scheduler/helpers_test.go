@@ -132,11 +132,23 @@ var testStart = time.Date(2026, 11, 23, 10, 0, 30, 0, time.UTC)
 
 func newHarness(t testing.TB, extraConfig string) *harness {
 	t.Helper()
-	cfg, err := config.Parse([]byte(baseConfig+extraConfig), filepath.Join(t.TempDir(), "sluice.toml"))
+	return newHarnessIn(t, t.TempDir(), extraConfig)
+}
+
+// newHarnessIn keeps the store in dir.
+func newHarnessIn(t testing.TB, dir, extraConfig string) *harness {
+	t.Helper()
+	return newHarnessConfig(t, dir, baseConfig+extraConfig)
+}
+
+// newHarnessConfig runs on a complete configuration text.
+func newHarnessConfig(t testing.TB, dir, configText string) *harness {
+	t.Helper()
+	cfg, err := config.Parse([]byte(configText), filepath.Join(t.TempDir(), "sluice.toml"))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	h := &harness{t: t, cfg: cfg, clock: clock.NewFake(testStart), path: filepath.Join(t.TempDir(), "queue.db")}
+	h := &harness{t: t, cfg: cfg, clock: clock.NewFake(testStart), path: filepath.Join(dir, "queue.db")}
 	h.fd = &fakeDeliverer{clock: h.clock}
 	h.openStore()
 	h.start()
@@ -160,6 +172,11 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.runWith(s)
+}
+
+// runWith starts the given scheduler on the harness's store.
+func (h *harness) runWith(s *Scheduler) {
 	h.s = s
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel, h.done = cancel, make(chan error, 1)
@@ -237,6 +254,15 @@ func (h *harness) run(d time.Duration) { h.runUntil(h.clock.Now().Add(d)) }
 // scheduler.
 func (h *harness) enqueue(from string, prioMilli uint32, rcpts ...string) *queue.Message {
 	h.t.Helper()
+	m := h.enqueueStored(from, prioMilli, rcpts...)
+	h.s.Add(m)
+	return m
+}
+
+// enqueueStored only stores a message; the scheduler sees it at its next
+// start (so that many messages become ready at the same moment).
+func (h *harness) enqueueStored(from string, prioMilli uint32, rcpts ...string) *queue.Message {
+	h.t.Helper()
 	seq, id := h.store.NewID()
 	m := &queue.Message{ID: id, Seq: seq, From: from, Arrival: h.clock.Now(), PriorityMilli: prioMilli}
 	for i, r := range rcpts {
@@ -246,8 +272,16 @@ func (h *harness) enqueue(from string, prioMilli uint32, rcpts ...string) *queue
 	if err := h.store.Enqueue(context.Background(), m, []byte(body)); err != nil {
 		h.t.Fatal(err)
 	}
-	h.s.Add(m)
 	return m
+}
+
+// enqueueAtOnce stores messages and hands them to the scheduler in one go,
+// so that they are all ready at the same moment (a burst).
+func (h *harness) enqueueAtOnce(ms []*queue.Message) {
+	h.s.inMu.Lock()
+	h.s.incoming = append(h.s.incoming, ms...)
+	h.s.inMu.Unlock()
+	h.s.poke()
 }
 
 // pending counts messages still in the store.

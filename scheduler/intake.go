@@ -10,8 +10,10 @@ import (
 )
 
 // classLookupTTL is how long an operator found through mx_patterns is
-// trusted before the domain's MX hosts are looked at again.
-const classLookupTTL = 10 * time.Minute
+// trusted before the domain's MX hosts are looked at again. The resolver
+// caches answers within their DNS TTL, so looking again is cheap and
+// follows the domain when it moves.
+const classLookupTTL = time.Minute
 
 // classRetry is how soon a domain whose MX lookup failed temporarily is
 // looked up again. Its recipients wait meanwhile; that is not an attempt.
@@ -56,6 +58,7 @@ func (s *Scheduler) addMessage(m *queue.Message, now time.Time) int {
 			continue
 		}
 		e := entry{seq: m.Seq, arrival: m.Arrival.UnixNano(), idx: uint32(i), dom: s.doms.id(domainOf(r.Addr))}
+		s.count(m.PriorityMilli, e, +1)
 		s.schedule(m.PriorityMilli, e, r.NextAttempt, now)
 		n++
 	}

@@ -16,14 +16,18 @@ func (s *Scheduler) handleResult(r *jobResult, now time.Time) {
 	op := j.op
 	op.busy--
 	s.inflight--
+	delete(s.running, j)
 	if s.active[j.entries[0].seq]--; s.active[j.entries[0].seq] <= 0 {
 		delete(s.active, j.entries[0].seq)
 	}
 	w.sent++
 	s.settleBudget(op, r, now)
 	for _, er := range r.entries {
-		if s.held[er.seq] {
-			continue // held while in flight: Release indexes it again
+		if s.held[er.seq] || er.out == outDone || er.out == outForget {
+			// Done, gone, or held while in flight (Release indexes it
+			// again): it leaves the index.
+			s.count(j.prio, er.entry, -1)
+			continue
 		}
 		switch er.out {
 		case outRetry, outWaitUntil:

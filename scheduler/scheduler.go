@@ -117,6 +117,8 @@ type Scheduler struct {
 	starved   map[*opState]struct{} // ops waiting for a global connection slot
 	active    map[uint64]int        // messages with transactions in flight
 	held      map[uint64]bool       // messages put on hold while the loop ran
+	running   map[*job]struct{}     // transactions in flight
+	adm       admission
 	opTimers  opTimerHeap
 	workers   map[string][]*worker // idle workers by destination key
 	conns     int                  // live workers in all
@@ -174,6 +176,8 @@ func New(o Options) (*Scheduler, error) {
 		starved: make(map[*opState]struct{}),
 		active:  make(map[uint64]int),
 		held:    make(map[uint64]bool),
+		running: make(map[*job]struct{}),
+		adm:     admission{cfg: o.Config, backlog: make(map[string]int64), keys: make(map[uint32]string)},
 		workers: make(map[string][]*worker),
 		rnd:     rnd,
 		ready:   make(chan struct{}),

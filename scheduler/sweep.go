@@ -23,7 +23,9 @@ func (s *Scheduler) sweep(now time.Time) {
 		for _, p := range op.ready.prios {
 			h := op.ready.classes[p]
 			for len(*h) > 0 && (*h)[0].arrival <= cutoff {
-				expired = append(expired, op.ready.pop(p))
+				e := op.ready.pop(p)
+				s.count(p, e, -1)
+				expired = append(expired, e)
 			}
 		}
 		if len(expired) > 0 {
@@ -86,6 +88,7 @@ func (s *Scheduler) expireMessage(op *opState, seq uint64, es []entry) {
 		retry := now.Add(time.Minute).UnixNano()
 		s.post(func() {
 			for _, e := range es {
+				s.count(m.PriorityMilli, e, +1)
 				s.waiting.push(waitEntry{at: retry, prio: m.PriorityMilli, entry: e})
 			}
 		})

@@ -195,7 +195,7 @@ func (d *daemon) build() error {
 		PriorityHeader: cfg.SMTP.PriorityHeader, MaxPriorityMilli: cfg.SMTP.MaxPriorityMilli,
 		StripPriorityHeader: cfg.SMTP.StripPriorityHeader, TLSConfig: tlsConfig,
 		Now: d.clock.Now, Logger: d.log.With("component", "smtpd"),
-		Enqueuer: enqueuer{store: d.store, sched: d.sched},
+		Enqueuer: enqueuer{store: d.store, sched: d.sched}, Admitter: d.sched,
 	})
 	if err != nil {
 		return err
