@@ -13,6 +13,8 @@ type Events interface {
 	// Delivery is one recipient's attempt outcome: status is sent,
 	// deferred, bounced or expired; d the transaction's duration.
 	Delivery(operator, status string, d time.Duration)
+	// Reply is one SMTP reply code received from a remote server.
+	Reply(operator string, code int)
 	// Budget reports an operator's usage in its current window.
 	Budget(operator string, usedMilli, quotaMilli int64, windowEnd time.Time)
 	// OperatorState reports a suspension starting or ending.
@@ -22,6 +24,7 @@ type Events interface {
 type nopEvents struct{}
 
 func (nopEvents) Delivery(string, string, time.Duration) {}
+func (nopEvents) Reply(string, int)                      {}
 func (nopEvents) Budget(string, int64, int64, time.Time) {}
 func (nopEvents) OperatorState(string, bool)             {}
 

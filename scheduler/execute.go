@@ -157,11 +157,15 @@ func (s *Scheduler) refundRejected(r *jobResult, results []delivery.Result) {
 // A failure to open a session returns every recipient with the open
 // error's classification and a nil error only when a session ran.
 func (s *Scheduler) send(ctx context.Context, w *worker, r *jobResult, m *queue.Message, live []entry, body []byte) ([]delivery.Result, error) {
-	if err := w.ensureConn(ctx); err != nil {
+	t0 := time.Now()
+	err := w.ensureConn(ctx)
+	r.job.connect = time.Since(t0)
+	if err != nil {
 		r.exited = true
 		reply := openReply(err)
 		if reply.Code != 0 {
 			r.replies = append(r.replies, reply)
+			s.events.Reply(r.job.op.label, reply.Code)
 		}
 		status := delivery.Classify(0, err)
 		out := make([]delivery.Result, len(live))
@@ -171,14 +175,18 @@ func (s *Scheduler) send(ctx context.Context, w *worker, r *jobResult, m *queue.
 		return out, err
 	}
 	r.connected = true
+	r.job.tls = w.conn.TLSVersion()
 	env := s.envelope(m, live, r.job.op)
+	t1 := time.Now()
 	results := w.conn.Send(ctx, env, body)
+	r.job.transmit = time.Since(t1)
 	if !w.conn.Usable() {
 		r.exited = true
 	}
 	for _, res := range results {
 		if res.Reply.Code != 0 {
 			r.replies = append(r.replies, res.Reply)
+			s.events.Reply(r.job.op.label, res.Reply.Code)
 		}
 		if res.Status == delivery.StatusSent {
 			r.success = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -216,7 +217,9 @@ func (s *Scheduler) report(m *queue.Message, rcpts []dsn.Recipient, body []byte,
 }
 
 // logDelivery writes the event line for one recipient's attempt, with the
-// Postfix-style fields (DESIGN.md).
+// Postfix-style fields (DESIGN.md). delays is Postfix's a/b/c/d: before the
+// queue manager (always 0: sluice schedules at once), waiting in the queue,
+// connection setup, transmission.
 func (s *Scheduler) logDelivery(m *queue.Message, rc *queue.Recipient, j *job, d decision, now time.Time) {
 	relay := "none"
 	if d.reply.RemoteHost != "" {
@@ -232,12 +235,32 @@ func (s *Scheduler) logDelivery(m *queue.Message, rc *queue.Recipient, j *job, d
 	if d.expired {
 		dsnCode = "4.4.7"
 	}
-	s.log.Info("delivery", "queue_id", m.ID, "from", m.From, "to", rc.Addr, "relay", relay,
-		"delay", now.Sub(m.Arrival).Round(time.Millisecond).Seconds(), "dsn", dsnCode, "status", d.status,
-		"operator", j.op.key, "attempt", d.attempts, "reply", diagnostic(d.reply, false))
-	s.events.Delivery(j.op.label, d.status, now.Sub(j.started))
+	waited := max(j.started.Sub(m.Arrival), 0)
+	attrs := []any{"queue_id", m.ID, "from", m.From, "to", rc.Addr, "relay", relay,
+		"delay", roundSeconds(now.Sub(m.Arrival)),
+		"delays", fmt.Sprintf("0/%s/%s/%s", roundSeconds(waited), roundSeconds(j.connect), roundSeconds(j.transmit)),
+		"dsn", dsnCode, "status", d.status, "operator", j.op.key, "attempt", d.attempts, "reply", diagnostic(d.reply, false)}
+	if j.tls != "" {
+		attrs = append(attrs, "tls", j.tls)
+	}
+	if rc.ORCPT != "" && !strings.EqualFold(strings.TrimPrefix(strings.ToLower(rc.ORCPT), "rfc822;"), rc.Addr) {
+		attrs = append(attrs, "orig_to", rc.ORCPT)
+	}
+	s.log.Info("delivery", attrs...)
+	s.events.Delivery(j.op.label, d.status, j.connect+j.transmit)
 	if d.maybeDup && d.status == "deferred" {
 		s.log.Warn("connection lost after the final dot; a retry may duplicate the message",
 			"queue_id", m.ID, "to", rc.Addr, "relay", relay)
 	}
+}
+
+// roundSeconds renders a duration the way Postfix logs delays: seconds
+// with at most two decimals, trailing zeros dropped.
+func roundSeconds(d time.Duration) string {
+	s := strconv.FormatFloat(d.Seconds(), 'f', 2, 64)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	if s == "" || s == "-" {
+		return "0"
+	}
+	return s
 }

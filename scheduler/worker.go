@@ -19,6 +19,11 @@ type job struct {
 	started   time.Time
 	window    Window // the budget window reserved against (quota only)
 	costMilli int64  // per recipient (quota only)
+
+	// Filled by the worker while it runs the job, for the log line.
+	connect  time.Duration // opening the session (DNS, TCP, greeting, TLS); 0 when reused
+	transmit time.Duration // the transaction itself
+	tls      string        // TLS version of the session, "" for plain text
 }
 
 // outcome is what became of one entry of a job, as the loop must know it.
