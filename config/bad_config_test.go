@@ -98,7 +98,7 @@ func TestBadConfigs(t *testing.T) {
 		{"unknown log level", doc(`[log]`, `level = "verbose"`), []string{`line 2: log.level: must be one of`}},
 		{"redis without redis_url", doc(`[quota_store]`, `backend = "redis"`), []string{`line 1: quota_store.redis_url: is required when backend is "redis"`}},
 		{"redis_url with a bad scheme hides the password", doc(`[quota_store]`, `backend = "redis"`, `redis_url = "http://u:s3cret@host/"`),
-			[]string{`line 3: quota_store.redis_url: must use the redis://`}},
+			[]string{`line 3: quota_store.redis_url: must use the redis, rediss, unix`}},
 		{"redis_url without host", doc(`[quota_store]`, `backend = "redis"`, `redis_url = "redis:///0"`), []string{`line 3: quota_store.redis_url: has no host`}},
 		{"zero expected_relays", doc(`[quota_store]`, `expected_relays = 0`), []string{`line 2: quota_store.expected_relays: must be greater than 0`}},
 		{"window not dividing a day", operatorDoc(`window = "7m"`), []string{`line 4: operator[0].window: "7m" does not divide a day`}},

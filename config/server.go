@@ -348,9 +348,14 @@ func (c *checker) redisURL(key, s string) {
 		return
 	}
 	switch u.Scheme {
-	case "redis", "rediss", "redis-sentinel":
+	case "redis", "rediss", "redis-sentinel", "rediss-sentinel", "redis-cluster", "rediss-cluster":
+	case "unix":
+		if u.Path == "" {
+			c.errorf(key, "has no socket path")
+		}
+		return
 	default:
-		c.errorf(key, "must use the redis://, rediss:// or redis-sentinel:// scheme, not %q", u.Scheme)
+		c.errorf(key, "must use the redis, rediss, unix, redis-sentinel, rediss-sentinel, redis-cluster or rediss-cluster scheme, not %q", u.Scheme)
 		return
 	}
 	if u.Host == "" {

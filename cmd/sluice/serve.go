@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
 
 	"github.com/sluice-mta/sluice/admin"
@@ -21,6 +22,7 @@ import (
 	"github.com/sluice-mta/sluice/config"
 	"github.com/sluice-mta/sluice/delivery"
 	"github.com/sluice-mta/sluice/queue"
+	"github.com/sluice-mta/sluice/redisbudget"
 	"github.com/sluice-mta/sluice/scheduler"
 	"github.com/sluice-mta/sluice/smtpd"
 )
@@ -61,6 +63,7 @@ type daemon struct {
 	smtp   *smtpd.Server
 	admin  *admin.Server
 	client *delivery.Client
+	redis  *redisbudget.Store // nil unless quota_store.backend = "redis"
 }
 
 // SMTPAddrs returns the addresses the SMTP listeners are bound to.
@@ -92,6 +95,11 @@ func runDaemon(ctx context.Context, cfg *config.Config, dp deps) error {
 	}
 	adminDone := make(chan error, 1)
 	go func() { adminDone <- d.admin.Serve() }()
+	if d.redis != nil {
+		monCtx, stopMon := context.WithCancel(context.Background())
+		defer stopMon()
+		go d.redis.MonitorClock(monCtx, cfg.QuotaStore.MaxClockSkew, 0, nil)
+	}
 	d.log.Info("sluice started", "version", version, "listen", fmt.Sprint(d.smtp.Addrs()), "admin_socket", cfg.Admin.Socket)
 	if dp.Started != nil {
 		dp.Started(d)
@@ -126,6 +134,9 @@ func (d *daemon) closeAll() {
 	}
 	if d.smtp != nil {
 		d.smtp.Close()
+	}
+	if d.redis != nil {
+		d.redis.Close()
 	}
 	if err := d.store.Close(); err != nil {
 		d.log.Error("closing the queue", "err", err)
@@ -175,8 +186,12 @@ func (d *daemon) build() error {
 		OwnAddrs: ownAddrs(cfg.SMTP.Listen), AllowPrivateMX: cfg.Delivery.AllowPrivateMX,
 		DKIM: dkimKeys(cfg.DKIM), Logger: d.log.With("component", "delivery"),
 	})
+	budget, err := d.budget()
+	if err != nil {
+		return err
+	}
 	d.sched, err = scheduler.New(scheduler.Options{
-		Config: cfg, Clock: d.clock, Store: d.store, Budget: d.store,
+		Config: cfg, Clock: d.clock, Store: d.store, Budget: budget,
 		Deliverer: scheduler.ClientDeliverer(d.client), MX: res,
 		Logger: d.log.With("component", "scheduler"),
 	})
@@ -202,6 +217,26 @@ func (d *daemon) build() error {
 	}
 	d.admin, err = admin.Listen(cfg.Admin.Socket, &backend{d: d}, d.log.With("component", "admin"))
 	return err
+}
+
+// budget returns where operator usage is counted: the queue file, or Redis
+// (with the queue file as the local_share fallback) when several relays
+// share one budget.
+func (d *daemon) budget() (scheduler.Budget, error) {
+	qs := d.cfg.QuotaStore
+	if qs.Backend != config.BackendRedis {
+		return d.store, nil
+	}
+	log := d.log.With("component", "quota_store")
+	redis.SetLogger(redisbudget.LibraryLogger(log))
+	rs, err := redisbudget.New(redisbudget.Options{URL: qs.RedisURL, Timeout: qs.Timeout, Logger: log, Now: d.clock.Now})
+	if err != nil {
+		return nil, fmt.Errorf("quota_store: %w", err)
+	}
+	d.redis = rs
+	return redisbudget.WithFallback(rs, d.store, redisbudget.FallbackOptions{
+		Policy: qs.OnStoreError, ExpectedRelays: qs.ExpectedRelays, Logger: log,
+	}), nil
 }
 
 // enqueuer commits accepted mail and tells the scheduler.
