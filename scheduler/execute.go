@@ -176,6 +176,7 @@ func (s *Scheduler) send(ctx context.Context, w *worker, r *jobResult, m *queue.
 	}
 	r.connected = true
 	r.job.tls = w.conn.TLSVersion()
+	r.nextHopDSN = w.conn.SupportsDSN()
 	env := s.envelope(m, live, r.job.op)
 	t1 := time.Now()
 	results := w.conn.Send(ctx, env, body)

@@ -52,6 +52,7 @@ type fakeDeliverer struct {
 	openErr func(d delivery.Destination) error
 	// hook runs inside Send, before answering (for concurrency checks).
 	hook func(d delivery.Destination)
+	dsn  bool // the fake servers advertise DSN
 }
 
 func (f *fakeDeliverer) Open(_ context.Context, d delivery.Destination) (Conn, error) {
@@ -105,6 +106,7 @@ func (c *fakeConn) Usable() bool       { return !c.closed }
 func (c *fakeConn) Close() error       { c.closed = true; return nil }
 func (c *fakeConn) RemoteHost() string { return "mx." + c.d.Domain }
 func (c *fakeConn) TLSVersion() string { return "" }
+func (c *fakeConn) SupportsDSN() bool  { return c.f.dsn }
 
 // harness runs a Scheduler over a real store with a fake clock.
 type harness struct {
@@ -255,6 +257,22 @@ func (h *harness) run(d time.Duration) { h.runUntil(h.clock.Now().Add(d)) }
 func (h *harness) enqueue(from string, prioMilli uint32, rcpts ...string) *queue.Message {
 	h.t.Helper()
 	m := h.enqueueStored(from, prioMilli, rcpts...)
+	h.s.Add(m)
+	return m
+}
+
+// enqueueWith queues a message whose recipients carry a NOTIFY set.
+func (h *harness) enqueueWith(from string, notify queue.Notify, rcpts ...string) *queue.Message {
+	h.t.Helper()
+	seq, id := h.store.NewID()
+	m := &queue.Message{ID: id, Seq: seq, From: from, Arrival: h.clock.Now(), PriorityMilli: 1000}
+	for i, r := range rcpts {
+		m.Recipients = append(m.Recipients, queue.Recipient{Index: i, Addr: r, State: queue.StateQueued, Notify: notify})
+	}
+	body := fmt.Sprintf("From: <%s>\r\nSubject: test %s\r\n\r\nhello\r\n", from, id)
+	if err := h.store.Enqueue(context.Background(), m, []byte(body)); err != nil {
+		h.t.Fatal(err)
+	}
 	h.s.Add(m)
 	return m
 }

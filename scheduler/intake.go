@@ -51,6 +51,7 @@ func (s *Scheduler) addMessage(m *queue.Message, now time.Time) int {
 	if m.Held {
 		return 0
 	}
+	s.watchDelay(m)
 	n := 0
 	for i := range m.Recipients {
 		r := &m.Recipients[i]

@@ -77,7 +77,7 @@ func (s *Scheduler) settle(r *jobResult, m *queue.Message, live []entry, results
 		ds[i] = s.decide(m, &m.Recipients[e.idx], res, marked, now)
 	}
 	var adds []queue.NewMessage
-	if b := s.bounce(m, ds, body, now); b != nil {
+	if b := s.statusReport(m, ds, body, now, r.nextHopDSN); b != nil {
 		adds = append(adds, *b)
 	}
 	_, err := s.store.Apply(context.Background(), queue.Change{
@@ -126,21 +126,43 @@ func applyDecisions(qm *queue.Message, ds []decision, now time.Time) {
 // asked for one, or returns nil. A message from the null sender never
 // causes a bounce (RFC 5321 section 4.5.5).
 func (s *Scheduler) bounce(m *queue.Message, ds []decision, body []byte, now time.Time) *queue.NewMessage {
+	return s.statusReport(m, ds, body, now, true)
+}
+
+// statusReport builds one report for the recipients of ds that asked for
+// one: failures (NOTIFY default or FAILURE) and, when the next hop did not
+// take the DSN parameters, successful relays the sender asked about with
+// NOTIFY=SUCCESS (RFC 3461 section 5.2.2: Action "relayed"). It returns
+// nil when nobody is owed a report, and always for the null sender.
+func (s *Scheduler) statusReport(m *queue.Message, ds []decision, body []byte, now time.Time, nextHopDSN bool) *queue.NewMessage {
 	if m.From == "" {
 		return nil
 	}
 	var rcpts []dsn.Recipient
 	for _, d := range ds {
 		rc := &m.Recipients[d.idx]
-		if d.state != queue.StateFailed || !rc.Notify.Wants(queue.NotifyFailure) {
-			continue
+		switch {
+		case d.state == queue.StateFailed && rc.Notify.Wants(queue.NotifyFailure):
+			rcpts = append(rcpts, failedRecipient(rc, d, now))
+		case d.state == queue.StateSent && !nextHopDSN && rc.Notify.Wants(queue.NotifySuccess):
+			rcpts = append(rcpts, dsn.Recipient{
+				FinalRecipient: rc.Addr, OriginalRecipient: rc.ORCPT, Action: dsn.ActionRelayed,
+				Status: statusOr(d.reply.Enhanced, "2.0.0"), RemoteMTA: d.reply.RemoteHost,
+				DiagnosticCode: diagnostic(d.reply, false), LastAttempt: now,
+			})
 		}
-		rcpts = append(rcpts, failedRecipient(rc, d, now))
 	}
 	if len(rcpts) == 0 {
 		return nil
 	}
 	return s.report(m, rcpts, body, now, "")
+}
+
+func statusOr(s, def string) string {
+	if len(s) >= 5 && s[0] == def[0] {
+		return s
+	}
+	return def
 }
 
 func failedRecipient(rc *queue.Recipient, d decision, now time.Time) dsn.Recipient {

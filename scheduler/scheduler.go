@@ -49,6 +49,9 @@ type Conn interface {
 	Close() error
 	RemoteHost() string
 	TLSVersion() string
+	// SupportsDSN reports whether the server took the DSN parameters, so
+	// that it, not sluice, owes the sender any success report.
+	SupportsDSN() bool
 }
 
 // MXLookup finds a domain's MX hosts, for operators matched by mx_patterns.
@@ -113,6 +116,7 @@ type Scheduler struct {
 	doms      domains
 	classes   map[uint32]*domainClass
 	waiting   waitHeap
+	delays    delayWatch // messages owed a delay warning, by when
 	dirty     map[*opState]struct{}
 	starved   map[*opState]struct{} // ops waiting for a global connection slot
 	active    map[uint64]int        // messages with transactions in flight
@@ -247,6 +251,7 @@ func (s *Scheduler) step(now time.Time) {
 	s.drainResults(now)
 	s.promoteDue(now)
 	s.fireOpTimers(now)
+	s.fireDelays(now)
 	if !now.Before(s.nextSweep) {
 		s.sweep(now)
 		s.nextSweep = now.Add(s.opts.SweepInterval)
@@ -284,6 +289,9 @@ func (s *Scheduler) nextWake(now time.Time) time.Time {
 	}
 	if len(s.opTimers) > 0 {
 		consider(s.opTimers[0].at)
+	}
+	if len(s.delays) > 0 {
+		consider(time.Unix(0, s.delays[0].at))
 	}
 	consider(s.nextSweep)
 	consider(s.nextIdleClose())

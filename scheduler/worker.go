@@ -56,6 +56,7 @@ type jobResult struct {
 	refundMilli  int64 // units given back to job.window
 	budgetDown   bool  // the budget store failed
 	connected    bool  // a session was open (for throttle recovery)
+	nextHopDSN   bool  // the server took NOTIFY/ORCPT (RFC 3461)
 	success      bool  // at least one recipient was accepted
 	exited       bool  // the worker closed its connection and stopped
 }
