@@ -28,6 +28,9 @@ type Change struct {
 	// Remove drops the message even if recipients are still pending
 	// (sluice queue delete).
 	Remove bool
+	// Remember stores sent records (recipients handed over with a VERP
+	// return path) in the same transaction.
+	Remember []SentRecord
 }
 
 // Applied is the outcome of a Change.
@@ -75,6 +78,9 @@ func (s *Store) Apply(ctx context.Context, ch Change) (Applied, error) {
 			if err := putNew(tx, a.msg, a.rec, a.rcpts, a.body); err != nil {
 				return err
 			}
+		}
+		if len(ch.Remember) > 0 {
+			return putSent(tx, ch.Remember)
 		}
 		return nil
 	})
