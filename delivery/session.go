@@ -127,7 +127,9 @@ func (c *Client) startTLS(ctx context.Context, d Destination, t target, ip netip
 	}
 	tlsConn := tls.Client(cn.raw, c.tlsConfig(d, t.host))
 	if err := tlsConn.HandshakeContext(ctx); err != nil {
-		return fail("TLS handshake", Reply{Text: "TLS handshake failed"}, err)
+		// The reason (an unverifiable certificate, no common protocol)
+		// is what the administrator needs to see in the log and the report.
+		return fail("TLS handshake", Reply{Text: "TLS handshake failed: " + oneLine(err.Error())}, err)
 	}
 	_ = cn.raw.SetDeadline(time.Time{})
 	tc := &trackConn{Conn: &greetedConn{Conn: tlsConn, pending: []byte(resumeGreeting)}}

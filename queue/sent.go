@@ -204,3 +204,29 @@ func (s *Store) PruneSent(ctx context.Context, cutoff time.Time) (int, error) {
 	})
 	return n, err
 }
+
+// ReplaceReturned overwrites the bounce attached to a sent record.
+func (s *Store) ReplaceReturned(ctx context.Context, seq uint64, idx int, ret Returned) (*SentRecord, error) {
+	if len(ret.Report) > maxReturnedReport {
+		ret.Report = ret.Report[:maxReturnedReport]
+	}
+	var rec *SentRecord
+	err := s.commit(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSent)
+		var v []byte
+		if b != nil {
+			v = b.Get(rcptKey(seq, idx))
+		}
+		if v == nil {
+			return fmt.Errorf("%w: no sent record for %s/%d", ErrNotFound, FormatID(seq), idx)
+		}
+		r, err := decodeSent(seq, idx, v)
+		if err != nil {
+			return err
+		}
+		r.Returned = &ret
+		rec = r
+		return b.Put(rcptKey(seq, idx), encodeSent(r))
+	})
+	return rec, err
+}

@@ -20,6 +20,9 @@ type admission struct {
 	cfg     *config.Config
 	backlog map[string]int64 // operator name -> pending milli-units
 	keys    map[uint32]string
+	// verpBases are the envelope_from addresses of policies with verp =
+	// true: the SMTP side accepts bounces to their VERP forms from anyone.
+	verpBases []string
 }
 
 // BacklogError is why a recipient is refused at RCPT.
@@ -83,6 +86,7 @@ func (s *Scheduler) recount(cfg *config.Config) {
 	a := &s.adm
 	a.mu.Lock()
 	a.cfg = cfg
+	a.verpBases = verpBases(cfg)
 	a.backlog = make(map[string]int64)
 	a.keys = make(map[uint32]string)
 	a.mu.Unlock()
@@ -112,4 +116,22 @@ func (s *Scheduler) eachPending(fn func(prio uint32, e entry)) {
 			fn(j.prio, e)
 		}
 	}
+}
+
+// verpBases lists the envelope_from of every policy with verp = true.
+func verpBases(cfg *config.Config) []string {
+	var out []string
+	add := func(l config.Limits) {
+		if l.VERP && l.EnvelopeFrom != "" {
+			out = append(out, l.EnvelopeFrom)
+		}
+	}
+	for _, o := range cfg.Operators {
+		add(o.Limits)
+	}
+	for _, r := range cfg.Routes {
+		add(r.Limits)
+	}
+	add(cfg.Default)
+	return out
 }

@@ -117,7 +117,11 @@ func (o *opState) cheapestPrio() uint32 {
 // each, as far as limits allow; what cannot start now goes back to the
 // ready queue. It reports whether dispatching op may continue.
 func (s *Scheduler) startMessage(op *opState, prio uint32, batch []entry, now time.Time) bool {
-	groups := groupByDomain(batch, op.limits.MaxRecipientsPerTransaction)
+	maxRcpts := op.limits.MaxRecipientsPerTransaction
+	if op.limits.VERP && op.limits.EnvelopeFrom != "" {
+		maxRcpts = 1 // each recipient has its own return path
+	}
+	groups := groupByDomain(batch, maxRcpts)
 	cost := CostMilli(prio)
 	for gi, g := range groups {
 		ok := op.busy < op.maxConns() && !s.globalFull(op)

@@ -217,6 +217,10 @@ func (s *Scheduler) envelope(m *queue.Message, live []entry, op *opState) delive
 	env := delivery.Envelope{From: m.From, Ret: m.Ret, EnvID: m.EnvID, DKIM: true}
 	if op.limits.EnvelopeFrom != "" && m.From != "" {
 		env.From = op.limits.EnvelopeFrom
+		if op.limits.VERP && len(live) == 1 {
+			rc := &m.Recipients[live[0].idx]
+			env.From = s.verp.Encode(op.limits.EnvelopeFrom, m.ID, rc.Index, rc.Addr)
+		}
 	}
 	for _, e := range live {
 		rc := &m.Recipients[e.idx]

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -81,9 +82,10 @@ func (s *Scheduler) settle(r *jobResult, m *queue.Message, live []entry, results
 		adds = append(adds, *b)
 	}
 	_, err := s.store.Apply(context.Background(), queue.Change{
-		Seq:    m.Seq,
-		Update: func(qm *queue.Message) error { applyDecisions(qm, ds, now); return nil },
-		Add:    adds,
+		Seq:      m.Seq,
+		Update:   func(qm *queue.Message) error { applyDecisions(qm, ds, now); return nil },
+		Add:      adds,
+		Remember: s.sentRecords(r.job.op, m, ds, body, now),
 	})
 	if errors.Is(err, queue.ErrNotFound) {
 		r.add(live, outForget, time.Time{}) // deleted by an administrator meanwhile
@@ -107,6 +109,35 @@ func (s *Scheduler) settle(r *jobResult, m *queue.Message, live []entry, results
 	for _, a := range adds {
 		s.Add(a.Msg)
 	}
+}
+
+// sentRecords keeps, for recipients handed over with a VERP return path,
+// what an asynchronous bounce will need: the envelope and the headers.
+func (s *Scheduler) sentRecords(op *opState, m *queue.Message, ds []decision, body []byte, now time.Time) []queue.SentRecord {
+	if !op.limits.VERP || op.limits.EnvelopeFrom == "" || m.From == "" {
+		return nil
+	}
+	var out []queue.SentRecord
+	for _, d := range ds {
+		if d.state != queue.StateSent {
+			continue
+		}
+		rc := &m.Recipients[d.idx]
+		out = append(out, queue.SentRecord{
+			Seq: m.Seq, Index: d.idx, Addr: rc.Addr, ORCPT: rc.ORCPT, Notify: rc.Notify, From: m.From,
+			EnvID: m.EnvID, Ret: m.Ret, Arrival: m.Arrival, SentAt: now, Headers: headerSection(body),
+		})
+	}
+	return out
+}
+
+// headerSection returns a message's header block, up to and including the
+// blank line.
+func headerSection(body []byte) []byte {
+	if i := bytes.Index(body, []byte("\r\n\r\n")); i >= 0 {
+		return body[:i+4]
+	}
+	return body
 }
 
 func applyDecisions(qm *queue.Message, ds []decision, now time.Time) {

@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-mta/sluice/config"
 	"github.com/sluice-mta/sluice/delivery"
 	"github.com/sluice-mta/sluice/queue"
+	"github.com/sluice-mta/sluice/verp"
 )
 
 // Store is the durable queue as the scheduler uses it.
@@ -92,6 +93,10 @@ type Options struct {
 	Rand *rand.Rand
 	// NoRecover lets worker panics crash the test that caused them.
 	NoRecover bool
+	// VERPKey signs VERP return paths (operators with verp = true). The
+	// daemon keeps it in the data directory so that bounces to paths made
+	// before a restart still verify.
+	VERPKey []byte
 }
 
 // Scheduler runs the dispatch loop. Create with New, start with Run.
@@ -129,6 +134,8 @@ type Scheduler struct {
 	inflight  int                  // transactions running
 	retiring  int                  // workers told to close that have not exited yet
 	nextSweep time.Time
+	verp      *verp.Codec
+	nextPrune time.Time
 	rnd       *rand.Rand
 	rndMu     sync.Mutex
 	stopping  bool
@@ -185,7 +192,9 @@ func New(o Options) (*Scheduler, error) {
 		workers: make(map[string][]*worker),
 		rnd:     rnd,
 		ready:   make(chan struct{}),
+		verp:    verp.New(o.VERPKey),
 	}
+	s.adm.verpBases = verpBases(o.Config)
 	return s, nil
 }
 

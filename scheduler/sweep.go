@@ -13,6 +13,7 @@ import (
 // lifetime (decide expires them instead). Only the head of each priority
 // class can be the oldest, so the sweep looks at heads.
 func (s *Scheduler) sweep(now time.Time) {
+	s.prune(now)
 	lifetime := s.pol.cfg.Delivery.MaxQueueLifetime
 	if lifetime <= 0 || s.stopping {
 		return
@@ -101,4 +102,40 @@ func (s *Scheduler) expireMessage(op *opState, seq uint64, es []entry) {
 	for _, a := range adds {
 		s.Add(a.Msg)
 	}
+}
+
+// pruner is the store's housekeeping; the queue has it.
+type pruner interface {
+	PruneUsage(ctx context.Context, cutoff time.Time) (int, error)
+	PruneSent(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// keepSent is how long recipients sent with a VERP return path are
+// remembered for late bounces: remote MTAs give up on a bounce after a
+// few days, five by default in Postfix.
+const keepSent = 7 * 24 * time.Hour
+
+// prune drops, once an hour, budget usage of windows long past and sent
+// records too old for a late bounce.
+func (s *Scheduler) prune(now time.Time) {
+	p, ok := s.store.(pruner)
+	if !ok || now.Before(s.nextPrune) {
+		return
+	}
+	s.nextPrune = now.Add(time.Hour)
+	usageCutoff := now.Add(-48 * time.Hour)
+	sentCutoff := now.Add(-max(keepSent, s.pol.cfg.Delivery.MaxQueueLifetime))
+	s.background(func() {
+		ctx := context.Background()
+		if n, err := p.PruneUsage(ctx, usageCutoff); err != nil {
+			s.log.Warn("cannot prune budget usage", "err", err)
+		} else if n > 0 {
+			s.log.Debug("pruned budget usage", "windows", n)
+		}
+		if n, err := p.PruneSent(ctx, sentCutoff); err != nil {
+			s.log.Warn("cannot prune sent records", "err", err)
+		} else if n > 0 {
+			s.log.Debug("pruned sent records", "records", n)
+		}
+	})
 }

@@ -28,7 +28,7 @@ import (
 )
 
 func serveCommand() *cli.Command {
-	return &cli.Command{
+	return withProfiling(&cli.Command{
 		Name:  "serve",
 		Usage: "run the relay daemon",
 		Action: func(c *cli.Context) error {
@@ -42,7 +42,7 @@ func serveCommand() *cli.Command {
 			log := newLogger(os.Stderr, cfg.Log)
 			return runDaemon(ctx, cfg, deps{Logger: log})
 		},
-	}
+	})
 }
 
 // deps are what a test may replace when running the daemon in-process.
@@ -190,10 +190,14 @@ func (d *daemon) build() error {
 	if err != nil {
 		return err
 	}
+	verpKey, err := loadVERPKey(filepath.Join(cfg.DataDir, "verp.key"))
+	if err != nil {
+		return err
+	}
 	d.sched, err = scheduler.New(scheduler.Options{
 		Config: cfg, Clock: d.clock, Store: d.store, Budget: budget,
 		Deliverer: scheduler.ClientDeliverer(d.client), MX: res,
-		Logger: d.log.With("component", "scheduler"),
+		Logger: d.log.With("component", "scheduler"), VERPKey: verpKey,
 	})
 	if err != nil {
 		return err
@@ -210,7 +214,7 @@ func (d *daemon) build() error {
 		PriorityHeader: cfg.SMTP.PriorityHeader, MaxPriorityMilli: cfg.SMTP.MaxPriorityMilli,
 		StripPriorityHeader: cfg.SMTP.StripPriorityHeader, TLSConfig: tlsConfig,
 		Now: d.clock.Now, Logger: d.log.With("component", "smtpd"),
-		Enqueuer: enqueuer{store: d.store, sched: d.sched}, Admitter: d.sched,
+		Enqueuer: enqueuer{store: d.store, sched: d.sched}, Admitter: d.sched, Intake: d.sched,
 	})
 	if err != nil {
 		return err
