@@ -27,6 +27,10 @@ type OperatorStatus struct {
 	SuspendReason    string
 	ThrottleLevel    int
 	DrainETA         time.Time // when the ready backlog should be sent, at quota pace
+	// UsageError is set when the budget store could not say what the
+	// window used (a shared store that is down); UsedMilli is then the
+	// relay's own estimate.
+	UsageError string
 }
 
 // Snapshot is what the loop knows at one moment.
@@ -40,11 +44,29 @@ type Snapshot struct {
 	Domains map[string]string
 }
 
-// Snapshot asks the loop for its current state.
+// Snapshot asks the loop for its current state. The usage of each
+// operator's window is then read from the budget store itself, outside the
+// loop, so that a shared store shows what every relay used.
 func (s *Scheduler) Snapshot(ctx context.Context) (*Snapshot, error) {
 	var snap *Snapshot
-	err := s.do(ctx, func() { snap = s.snapshot(s.clock.Now()) })
-	return snap, err
+	if err := s.do(ctx, func() { snap = s.snapshot(s.clock.Now()) }); err != nil {
+		return nil, err
+	}
+	for i := range snap.Operators {
+		o := &snap.Operators[i]
+		if o.Quota == 0 || o.WindowStart.IsZero() {
+			continue
+		}
+		uctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		used, err := s.budget.Used(uctx, o.Key, o.WindowStart)
+		cancel()
+		if err != nil {
+			o.UsageError = err.Error()
+			continue
+		}
+		o.UsedMilli = used
+	}
+	return snap, nil
 }
 
 func (s *Scheduler) snapshot(now time.Time) *Snapshot {
