@@ -52,13 +52,16 @@ max_connections = 2
 	deadline := time.Now().Add(20 * time.Second)
 	var got []receipt
 	for time.Now().Before(deadline) {
+		// Take the notification channels before reading, so that a message
+		// arriving in between wakes the wait below.
+		n1, n2 := w.mx["bigmail.test"].Notify(), w.mx["bigmail.test.de"].Notify()
 		got = receipts(w)
 		if len(got) >= 40 {
 			break
 		}
 		select {
-		case <-w.mx["bigmail.test"].Notify():
-		case <-w.mx["bigmail.test.de"].Notify():
+		case <-n1:
+		case <-n2:
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
