@@ -184,7 +184,7 @@ func (s *Scheduler) bounceOne(ctx context.Context, seq uint64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	j := &job{op: &opState{key: "admin"}, started: now}
+	j := &job{op: &opState{key: "admin", label: "admin"}, started: now}
 	for _, d := range ds {
 		s.logDelivery(m, &m.Recipients[d.idx], j, d, now)
 	}
@@ -330,6 +330,7 @@ func (s *Scheduler) Reconfigure(ctx context.Context, cfg *config.Config) error {
 	return s.do(ctx, func() {
 		old := s.pol
 		s.pol = newPolicies(cfg)
+		s.cfg.Store(cfg)
 		for key, op := range old.ops {
 			if l, kind, ok := limitsFor(cfg, key); ok {
 				op.setLimits(l)

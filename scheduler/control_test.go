@@ -159,3 +159,45 @@ window = "1h"
 		t.Errorf("usage = %d milli, want 5000", used)
 	}
 }
+
+// A reload while transactions are in flight must not race with the
+// workers: they run on the limits and configuration of their dispatch.
+func TestReconfigureWhileDelivering(t *testing.T) {
+	extra := `
+[[operator]]
+name = "bigmail"
+domains = ["bigmail.test"]
+quota = 10
+window = "1h"
+refund_rejected = true
+envelope_from = "bounces@relay.test"
+`
+	h := newHarness(t, extra)
+	inSend := make(chan struct{}, 10)
+	release := make(chan struct{})
+	h.fd.hook = func(delivery.Destination) {
+		inSend <- struct{}{}
+		<-release
+	}
+	h.enqueue("s@origin.test", 1000, "a@bigmail.test")
+	h.s.poke()
+	select {
+	case <-inSend:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery started")
+	}
+	cfg, err := config.Parse([]byte(baseConfig+strings.Replace(extra, "quota = 10", "quota = 20", 1)), "new.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.s.Reconfigure(context.Background(), cfg) }()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	h.run(time.Second)
+	if h.pending() != 0 || len(h.fd.sent()) != 1 {
+		t.Errorf("after the reload: %d pending, %d sent", h.pending(), len(h.fd.sent()))
+	}
+}

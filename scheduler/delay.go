@@ -140,7 +140,7 @@ func (s *Scheduler) sendDelayWarning(seq uint64) {
 }
 
 func (s *Scheduler) delayReport(m *queue.Message, idxs []int, reasons map[int]string, body []byte, now time.Time) *queue.NewMessage {
-	until := m.Arrival.Add(s.pol.cfg.Delivery.MaxQueueLifetime)
+	until := m.Arrival.Add(s.conf().Delivery.MaxQueueLifetime)
 	var rcpts []dsn.Recipient
 	for _, i := range idxs {
 		rc := &m.Recipients[i]

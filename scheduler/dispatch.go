@@ -201,7 +201,7 @@ func (s *Scheduler) globalFull(op *opState) bool {
 func (s *Scheduler) startJob(op *opState, prio uint32, es []entry, now time.Time) {
 	domain := s.doms.name(es[0].dom)
 	dest, key := s.destination(op, domain)
-	j := &job{op: op, prio: prio, entries: es, dest: dest, destKey: key, started: now}
+	j := &job{op: op, limits: op.limits, prio: prio, entries: es, dest: dest, destKey: key, started: now}
 	if op.hasQuota() {
 		j.window = op.window
 		j.costMilli = CostMilli(prio)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sluice-mta/sluice/config"
 	"github.com/sluice-mta/sluice/delivery"
 	"github.com/sluice-mta/sluice/queue"
 )
@@ -29,7 +30,7 @@ func (s *Scheduler) execute(w *worker, j *job) *jobResult {
 		return r
 	}
 	marked := false
-	if j.op.hasQuota() {
+	if j.hasQuota() {
 		live, marked = s.reserve(ctx, r, m, live)
 		if len(live) == 0 {
 			return r
@@ -45,7 +46,7 @@ func (s *Scheduler) execute(w *worker, j *job) *jobResult {
 	if err != nil {
 		// No session: the operator saw nothing, so the units go back.
 		s.refund(r, len(live))
-	} else if j.op.limits.RefundRejected {
+	} else if j.limits.RefundRejected {
 		s.refundRejected(r, results)
 	}
 	s.settle(r, m, live, results, body, marked)
@@ -86,7 +87,7 @@ func (r *jobResult) liveEntries(m *queue.Message) []entry {
 func (s *Scheduler) reserve(ctx context.Context, r *jobResult, m *queue.Message, live []entry) ([]entry, bool) {
 	j := r.job
 	op := j.op
-	granted, err := s.budget.Reserve(ctx, op.key, j.window.Start, op.limits.Window, op.quotaMilli(), j.costMilli, len(live))
+	granted, err := s.budget.Reserve(ctx, op.key, j.window.Start, j.limits.Window, j.quotaMilli(), j.costMilli, len(live))
 	if err != nil {
 		r.budgetDown = true
 		r.add(live, outNotTried, time.Time{})
@@ -107,7 +108,7 @@ func (s *Scheduler) reserve(ctx context.Context, r *jobResult, m *queue.Message,
 			rc := &qm.Recipients[e.idx]
 			rc.Attempts++
 			rc.LastAttempt = now
-			rc.NextAttempt = now.Add(s.pol.cfg.Delivery.RetryAfter(rc.Attempts))
+			rc.NextAttempt = now.Add(s.conf().Delivery.RetryAfter(rc.Attempts))
 			rc.Reserved = res
 		}
 		return nil
@@ -128,7 +129,7 @@ func (s *Scheduler) reserve(ctx context.Context, r *jobResult, m *queue.Message,
 // operator.
 func (s *Scheduler) refund(r *jobResult, n int) {
 	j := r.job
-	if !j.op.hasQuota() || n == 0 || r.budgetDown {
+	if !j.hasQuota() || n == 0 || r.budgetDown {
 		return
 	}
 	milli := int64(n) * j.costMilli
@@ -177,7 +178,7 @@ func (s *Scheduler) send(ctx context.Context, w *worker, r *jobResult, m *queue.
 	r.connected = true
 	r.job.tls = w.conn.TLSVersion()
 	r.nextHopDSN = w.conn.SupportsDSN()
-	env := s.envelope(m, live, r.job.op)
+	env := s.envelope(m, live, &r.job.limits)
 	t1 := time.Now()
 	results := w.conn.Send(ctx, env, body)
 	r.job.transmit = time.Since(t1)
@@ -213,13 +214,13 @@ func openReply(err error) delivery.Reply {
 }
 
 // envelope builds the transaction's envelope for the live recipients.
-func (s *Scheduler) envelope(m *queue.Message, live []entry, op *opState) delivery.Envelope {
+func (s *Scheduler) envelope(m *queue.Message, live []entry, l *config.Limits) delivery.Envelope {
 	env := delivery.Envelope{From: m.From, Ret: m.Ret, EnvID: m.EnvID, DKIM: true}
-	if op.limits.EnvelopeFrom != "" && m.From != "" {
-		env.From = op.limits.EnvelopeFrom
-		if op.limits.VERP && len(live) == 1 {
+	if l.EnvelopeFrom != "" && m.From != "" {
+		env.From = l.EnvelopeFrom
+		if l.VERP && len(live) == 1 {
 			rc := &m.Recipients[live[0].idx]
-			env.From = s.verp.Encode(op.limits.EnvelopeFrom, m.ID, rc.Index, rc.Addr)
+			env.From = s.verp.Encode(l.EnvelopeFrom, m.ID, rc.Index, rc.Addr)
 		}
 	}
 	for _, e := range live {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-mta/sluice/config"
 	"github.com/sluice-mta/sluice/delivery"
 	"github.com/sluice-mta/sluice/dsn"
 	"github.com/sluice-mta/sluice/queue"
@@ -42,8 +43,8 @@ func (s *Scheduler) decide(m *queue.Message, rc *queue.Recipient, res delivery.R
 		d.state, d.status = queue.StateFailed, "bounced"
 	default:
 		d.state, d.status = queue.StateDeferred, "deferred"
-		d.next = now.Add(s.jitter(s.pol.cfg.Delivery.RetryAfter(d.attempts)))
-		if deadline := m.Arrival.Add(s.pol.cfg.Delivery.MaxQueueLifetime); !d.next.Before(deadline) {
+		d.next = now.Add(s.jitter(s.conf().Delivery.RetryAfter(d.attempts)))
+		if deadline := m.Arrival.Add(s.conf().Delivery.MaxQueueLifetime); !d.next.Before(deadline) {
 			d.state, d.status, d.expired, d.next = queue.StateFailed, "expired", true, time.Time{}
 		}
 	}
@@ -85,7 +86,7 @@ func (s *Scheduler) settle(r *jobResult, m *queue.Message, live []entry, results
 		Seq:      m.Seq,
 		Update:   func(qm *queue.Message) error { applyDecisions(qm, ds, now); return nil },
 		Add:      adds,
-		Remember: s.sentRecords(r.job.op, m, ds, body, now),
+		Remember: s.sentRecords(&r.job.limits, m, ds, body, now),
 	})
 	if errors.Is(err, queue.ErrNotFound) {
 		r.add(live, outForget, time.Time{}) // deleted by an administrator meanwhile
@@ -113,8 +114,8 @@ func (s *Scheduler) settle(r *jobResult, m *queue.Message, live []entry, results
 
 // sentRecords keeps, for recipients handed over with a VERP return path,
 // what an asynchronous bounce will need: the envelope and the headers.
-func (s *Scheduler) sentRecords(op *opState, m *queue.Message, ds []decision, body []byte, now time.Time) []queue.SentRecord {
-	if !op.limits.VERP || op.limits.EnvelopeFrom == "" || m.From == "" {
+func (s *Scheduler) sentRecords(l *config.Limits, m *queue.Message, ds []decision, body []byte, now time.Time) []queue.SentRecord {
+	if !l.VERP || l.EnvelopeFrom == "" || m.From == "" {
 		return nil
 	}
 	var out []queue.SentRecord
@@ -238,7 +239,7 @@ func diagnostic(r queue.Reply, expired bool) string {
 // report builds a DSN to m's sender as a new queued message from the null
 // sender.
 func (s *Scheduler) report(m *queue.Message, rcpts []dsn.Recipient, body []byte, now time.Time, waitReason string) *queue.NewMessage {
-	cfg := s.pol.cfg
+	cfg := s.conf()
 	seq, id := s.store.NewID()
 	rep := &dsn.Report{
 		ReportingMTA:   cfg.Hostname,

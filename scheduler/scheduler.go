@@ -118,6 +118,7 @@ type Scheduler struct {
 
 	// Owned by the loop goroutine.
 	pol       *policies
+	cfg       atomic.Pointer[config.Config] // for workers and background tasks; pol.cfg is the loop's
 	doms      domains
 	classes   map[uint32]*domainClass
 	waiting   waitHeap
@@ -195,8 +196,14 @@ func New(o Options) (*Scheduler, error) {
 		verp:    verp.New(o.VERPKey),
 	}
 	s.adm.verpBases = verpBases(o.Config)
+	s.cfg.Store(o.Config)
 	return s, nil
 }
+
+// conf returns the configuration in force. Configurations are never
+// changed after loading, only replaced (Reconfigure), so a worker may keep
+// using the one it read.
+func (s *Scheduler) conf() *config.Config { return s.cfg.Load() }
 
 // Add tells the scheduler about a newly committed message. It never blocks
 // on the loop.

@@ -42,12 +42,13 @@ func (s *Scheduler) expire(op *opState, es []entry) {
 	for _, e := range es {
 		bySeq[e.seq] = append(bySeq[e.seq], e)
 	}
+	j := &job{op: op, limits: op.limits} // a snapshot: the expiry runs off the loop
 	for seq, group := range bySeq {
-		s.background(func() { s.expireMessage(op, seq, group) })
+		s.background(func() { s.expireMessage(j, seq, group) })
 	}
 }
 
-func (s *Scheduler) expireMessage(op *opState, seq uint64, es []entry) {
+func (s *Scheduler) expireMessage(op *job, seq uint64, es []entry) {
 	m, err := s.store.Get(seq)
 	if err != nil {
 		return // gone meanwhile
@@ -95,7 +96,7 @@ func (s *Scheduler) expireMessage(op *opState, seq uint64, es []entry) {
 		})
 		return
 	}
-	j := &job{op: op, started: now}
+	j := &job{op: op.op, limits: op.limits, started: now}
 	for _, d := range ds {
 		s.logDelivery(m, &m.Recipients[d.idx], j, d, now)
 	}

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/sluice-mta/sluice/config"
 	"github.com/sluice-mta/sluice/delivery"
 )
 
@@ -17,14 +18,18 @@ type job struct {
 	dest      delivery.Destination
 	destKey   string
 	started   time.Time
-	window    Window // the budget window reserved against (quota only)
-	costMilli int64  // per recipient (quota only)
+	limits    config.Limits // the operator's limits when the job started (workers never read op.limits)
+	window    Window        // the budget window reserved against (quota only)
+	costMilli int64         // per recipient (quota only)
 
 	// Filled by the worker while it runs the job, for the log line.
 	connect  time.Duration // opening the session (DNS, TCP, greeting, TLS); 0 when reused
 	transmit time.Duration // the transaction itself
 	tls      string        // TLS version of the session, "" for plain text
 }
+
+func (j *job) hasQuota() bool    { return j.limits.Quota > 0 }
+func (j *job) quotaMilli() int64 { return int64(j.limits.Quota) * UnitMilli }
 
 // outcome is what became of one entry of a job, as the loop must know it.
 type outcome uint8
@@ -222,7 +227,7 @@ func (w *worker) runJob(j *job) (r *jobResult) {
 				w.s.log.Error("delivery worker panicked; recipients deferred",
 					"queue_id", fmt.Sprintf("%X", j.entries[0].seq), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				r = &jobResult{w: w, job: j, exited: true}
-				next := w.s.clock.Now().Add(w.s.pol.cfg.Delivery.RetryAfter(1))
+				next := w.s.clock.Now().Add(w.s.conf().Delivery.RetryAfter(1))
 				for _, e := range j.entries {
 					r.entries = append(r.entries, entryResult{entry: e, out: outRetry, next: next})
 				}
