@@ -56,13 +56,32 @@ cover:
 	$(GO) test -coverprofile=coverage/unit.out ./...
 	$(GO) tool cover -func=coverage/unit.out | tail -1
 
+# bench: sluice against Postfix and the no-relay bound on this machine,
+# one table (tools/relaybench; docs/performance.md). Needs Postfix's
+# smtp-source and smtp-sink; Postfix itself is measured when it can run
+# (root). BENCHFLAGS passes options, e.g. BENCHFLAGS='-scale 0.2 -runs 1'.
+BENCHFLAGS ?=
+bench: build
+	$(GO) run ./tools/relaybench -sluice $(BIN) $(BENCHFLAGS)
+
 # gobench: the Go benchmarks that stay in the repository.
 gobench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# install: the binary, a configuration (never over an existing one) with
+# data_dir = /var/lib/sluice (the service's StateDirectory), the systemd
+# unit and the sysusers file for the sluice user. See
+# docs/README-operations.md for the steps after it.
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sluice
-	test -e $(DESTDIR)/etc/sluice/sluice.toml || install -D -m 0640 config.example.toml $(DESTDIR)/etc/sluice/sluice.toml
+	test -e $(DESTDIR)/etc/sluice/sluice.toml || { \
+		install -d -m 0755 $(DESTDIR)/etc/sluice && \
+		sed 's|^data_dir = "./data"|data_dir = "/var/lib/sluice"|' config.example.toml > $(DESTDIR)/etc/sluice/sluice.toml && \
+		chmod 0640 $(DESTDIR)/etc/sluice/sluice.toml; }
+	sed 's|/usr/local/bin/sluice|$(PREFIX)/bin/sluice|g' contrib/systemd/sluice.service > sluice.service.tmp
+	install -D -m 0644 sluice.service.tmp $(DESTDIR)$(PREFIX)/lib/systemd/system/sluice.service
+	rm -f sluice.service.tmp
+	install -D -m 0644 contrib/systemd/sluice.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/sluice.conf
 
 clean:
 	rm -rf bin coverage

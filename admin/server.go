@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -65,13 +66,34 @@ func (s *Server) Close() error {
 	return err
 }
 
+// maxRequestBytes bounds a request body: a list of a million queue IDs
+// fits.
+const maxRequestBytes = 32 << 20
+
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /v1/queue", s.handleList)
 	mux.HandleFunc("GET /v1/queue/{id}", s.handleShow)
+	mux.HandleFunc("GET /v1/queue/{id}/raw", s.handleRaw)
+	for _, a := range Actions {
+		mux.HandleFunc("POST /v1/queue/"+string(a), func(w http.ResponseWriter, r *http.Request) { s.handleAction(w, r, a) })
+	}
 	mux.HandleFunc("GET /v1/quota", s.handleQuota)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("POST /v1/operators/{name}/suspend", s.handleSuspend)
+	mux.HandleFunc("POST /v1/operators/{name}/resume", s.handleResume)
+	mux.HandleFunc("POST /v1/reload", s.handleReload)
 	return mux
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if err := s.backend.Healthy(r.Context()); err != nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "unhealthy: %v\n", err)
+		return
+	}
+	w.Write([]byte("ok\n"))
 }
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
@@ -80,7 +102,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("older_than"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("older_than: %w", err))
+			s.reply(w, nil, &BadRequestError{Msg: fmt.Sprintf("older_than: %v", err)})
 			return
 		}
 		f.OlderThan = d
@@ -94,28 +116,117 @@ func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, d, err)
 }
 
+func (s *Server) handleRaw(w http.ResponseWriter, r *http.Request) {
+	body, err := s.backend.Raw(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.reply(w, nil, err)
+		return
+	}
+	w.Header().Set("Content-Type", "message/rfc822")
+	w.Write(body)
+}
+
+func (s *Server) handleAction(w http.ResponseWriter, r *http.Request, a Action) {
+	var req ActionRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if !req.All && len(req.IDs) == 0 {
+		s.reply(w, nil, &BadRequestError{Msg: "no queue IDs given (and not all)"})
+		return
+	}
+	res, err := s.backend.Act(r.Context(), a, req)
+	if err == nil {
+		s.log.Info("queue "+string(a), "count", res.Count, "all", req.All, "requested", len(req.IDs))
+	}
+	s.reply(w, res, err)
+}
+
 func (s *Server) handleQuota(w http.ResponseWriter, r *http.Request) {
 	st, err := s.backend.Quota(r.Context())
 	s.reply(w, st, err)
 }
 
+func (s *Server) handleSuspend(w http.ResponseWriter, r *http.Request) {
+	var req SuspendRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	d, err := time.ParseDuration(req.For)
+	if err != nil || d <= 0 {
+		s.reply(w, nil, &BadRequestError{Msg: fmt.Sprintf("suspend for %q: want a positive duration such as 30m or 2h", req.For)})
+		return
+	}
+	name := r.PathValue("name")
+	until, err := s.backend.Suspend(r.Context(), name, d, req.Reason)
+	s.reply(w, &SuspendResult{Operator: name, SuspendedUntil: until}, err)
+}
+
+func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	err := s.backend.Resume(r.Context(), name)
+	s.reply(w, map[string]string{"operator": name}, err)
+}
+
+func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
+	err := s.backend.Reload(r.Context())
+	s.reply(w, map[string]bool{"reloaded": err == nil}, err)
+}
+
+// decode reads a JSON request body into v; an empty body leaves v as it
+// is. It answers 400 itself and returns false on a bad body.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		s.reply(w, nil, &BadRequestError{Msg: fmt.Sprintf("request body: %v", err)})
+		return false
+	}
+	return true
+}
+
 func (s *Server) reply(w http.ResponseWriter, v any, err error) {
 	if err != nil {
-		var nf *NotFoundError
-		if errors.As(err, &nf) {
-			writeError(w, http.StatusNotFound, err)
-			return
+		code, e := classify(err)
+		if code == http.StatusInternalServerError {
+			s.log.Warn("admin request failed", "err", err)
 		}
-		s.log.Warn("admin request failed", "err", err)
-		writeError(w, http.StatusInternalServerError, err)
+		writeError(w, code, e)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
 }
 
-func writeError(w http.ResponseWriter, code int, err error) {
+// classify maps an error to its HTTP status and the body from which the
+// client rebuilds the typed error.
+func classify(err error) (int, Error) {
+	var (
+		nf  *NotFoundError
+		uo  *UnknownOperatorError
+		re  *ReloadError
+		bad *BadRequestError
+	)
+	e := Error{Error: err.Error()}
+	switch {
+	case errors.As(err, &nf):
+		e.Kind, e.Detail = kindNotFound, nf.ID
+		return http.StatusNotFound, e
+	case errors.As(err, &uo):
+		e.Kind, e.Detail = kindUnknownOperator, uo.Name
+		return http.StatusNotFound, e
+	case errors.As(err, &re):
+		e.Kind, e.Detail = kindReload, re.Problems
+		return http.StatusUnprocessableEntity, e
+	case errors.As(err, &bad):
+		e.Kind, e.Detail = kindBadRequest, bad.Msg
+		return http.StatusBadRequest, e
+	}
+	return http.StatusInternalServerError, e
+}
+
+func writeError(w http.ResponseWriter, code int, e Error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(Error{Error: err.Error()})
+	json.NewEncoder(w).Encode(e)
 }

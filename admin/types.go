@@ -2,14 +2,83 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
-// Backend answers admin requests. The daemon implements it.
+// Backend answers admin requests. The daemon implements it over the queue
+// and the scheduler.
 type Backend interface {
+	Reader
+	Controller
+	// Healthy returns nil when the store and the SMTP listeners are up.
+	Healthy(ctx context.Context) error
+}
+
+// Reader answers the reading requests. The CLI also implements it over the
+// queue file alone when no daemon runs.
+type Reader interface {
 	List(ctx context.Context, f ListFilter) ([]Message, error)
 	Show(ctx context.Context, id string) (*MessageDetail, error)
+	// Raw returns the message as stored, headers and body.
+	Raw(ctx context.Context, id string) ([]byte, error)
 	Quota(ctx context.Context) ([]OperatorStatus, error)
+}
+
+// Controller answers the requests that change something.
+type Controller interface {
+	Act(ctx context.Context, a Action, req ActionRequest) (*ActionResult, error)
+	// Suspend stops new connections to an operator for d and returns
+	// until when.
+	Suspend(ctx context.Context, operator string, d time.Duration, reason string) (time.Time, error)
+	Resume(ctx context.Context, operator string) error
+	// Reload re-reads the configuration file; a *ReloadError means it was
+	// refused and the running configuration kept.
+	Reload(ctx context.Context) error
+}
+
+// Action is a queue operation, named after the CLI verb.
+type Action string
+
+// Queue operations: postsuper's -d, -h, -H, -r (as a retry that keeps the
+// budget), and a bounce that fails the recipients with a report.
+const (
+	ActionDelete  Action = "delete"
+	ActionHold    Action = "hold"
+	ActionRelease Action = "release"
+	ActionRetry   Action = "retry"
+	ActionBounce  Action = "bounce"
+)
+
+// Actions lists every Action, in the order the CLI documents them.
+var Actions = []Action{ActionDelete, ActionHold, ActionRelease, ActionRetry, ActionBounce}
+
+// ActionRequest names the messages an Action applies to: IDs, or All.
+type ActionRequest struct {
+	IDs []string `json:"ids,omitempty"`
+	All bool     `json:"all,omitempty"`
+}
+
+// ActionResult reports what an Action did.
+type ActionResult struct {
+	Action Action `json:"action"`
+	// Count is how many messages changed (a hold of a held message does
+	// not count).
+	Count int `json:"count"`
+	// Unknown lists the requested IDs that are not in the queue.
+	Unknown []string `json:"unknown,omitempty"`
+}
+
+// SuspendRequest is the body of an operator suspension.
+type SuspendRequest struct {
+	For    string `json:"for"` // a Go duration, e.g. "1h30m"
+	Reason string `json:"reason,omitempty"`
+}
+
+// SuspendResult is the reply to a suspension.
+type SuspendResult struct {
+	Operator       string    `json:"operator"`
+	SuspendedUntil time.Time `json:"suspended_until"`
 }
 
 // ListFilter narrows sluice queue list.
@@ -89,14 +158,50 @@ type OperatorStatus struct {
 	SuspendReason    string         `json:"suspend_reason,omitempty"`
 	ThrottleLevel    int            `json:"throttle_level,omitempty"`
 	DrainETA         time.Time      `json:"drain_eta,omitzero"`
+	// UsageError is set when the budget store could not say what the
+	// window used (a shared store that is down): UsedMilli is then this
+	// relay's own estimate.
+	UsageError string `json:"usage_error,omitempty"`
 }
 
-// Error is the JSON body of a failed request.
+// Error is the JSON body of a failed request. Kind says which typed error
+// the client should return.
 type Error struct {
-	Error string `json:"error"`
+	Error  string `json:"error"`
+	Kind   string `json:"kind,omitempty"`
+	Detail string `json:"detail,omitempty"` // the ID, operator name or problems the typed error carries
 }
 
-// ErrNotFound is returned by a Backend for an unknown queue ID.
+// Error kinds.
+const (
+	kindNotFound        = "not_found"
+	kindUnknownOperator = "unknown_operator"
+	kindReload          = "reload_refused"
+	kindBadRequest      = "bad_request"
+)
+
+// NotFoundError is returned for an unknown queue ID.
 type NotFoundError struct{ ID string }
 
 func (e *NotFoundError) Error() string { return "no message with queue ID " + e.ID }
+
+// UnknownOperatorError is returned for an operator the configuration does
+// not define.
+type UnknownOperatorError struct{ Name string }
+
+func (e *UnknownOperatorError) Error() string {
+	return fmt.Sprintf("no operator named %q in the configuration (see sluice quota)", e.Name)
+}
+
+// ReloadError means a reload was refused: the new configuration has
+// problems, listed in Problems, and the running one stays.
+type ReloadError struct{ Problems string }
+
+func (e *ReloadError) Error() string {
+	return "configuration not reloaded, the running one stays:\n" + e.Problems
+}
+
+// BadRequestError is a request the server cannot make sense of.
+type BadRequestError struct{ Msg string }
+
+func (e *BadRequestError) Error() string { return e.Msg }

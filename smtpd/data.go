@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +26,9 @@ func (s *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	body, err := s.readBody(r)
+	buf := bodyBufs.get()
+	defer bodyBufs.put(buf)
+	body, err := s.readBody(r, buf)
 	if err != nil {
 		return s.readFailed(err)
 	}
@@ -48,12 +51,12 @@ func (s *session) beginData() (*transaction, error) {
 	return &tx, nil
 }
 
-// readBody reads the whole body through the strict reader. go-smtp caps
-// DATA at MaxMessageBytes and refuses BDAT chunks past it; the strict
-// reader caps both again.
-func (s *session) readBody(r io.Reader) ([]byte, error) {
+// readBody reads the whole body through the strict reader into buf and
+// returns it (buf's bytes). go-smtp caps DATA at MaxMessageBytes and
+// refuses BDAT chunks past it; the strict reader caps both again.
+func (s *session) readBody(r io.Reader, buf *bytes.Buffer) ([]byte, error) {
 	sr := newStrictReader(r, s.srv.opts.MaxLineLength, s.srv.opts.MaxMessageBytes)
-	var buf bytes.Buffer
+	defer sr.release()
 	if _, err := buf.ReadFrom(sr); err != nil {
 		return nil, err
 	}
@@ -94,6 +97,7 @@ func (s *session) readFailed(err error) error {
 	default:
 		s.tc.closeAfterNextWrite()
 		s.log.Info("rejected", "stage", "data", "code", replyConnLost.Code, "reason", "read error", "err", err)
+		s.srv.opts.report(replyConnLost.Code)
 		return replyConnLost
 	}
 }
@@ -105,12 +109,12 @@ func (s *session) accept(tx *transaction, body []byte) error {
 		return s.reject("data", replyLoop, "from", tx.from, "received", h.received)
 	}
 	seq, id := s.srv.opts.Enqueuer.NewID()
-	log := s.log.With("queue_id", id)
-	prio := s.priority(log, h)
+	prio := s.priority(id, h)
+	var drop []span
 	if s.srv.opts.StripPriorityHeader || !s.trusted {
 		// An untrusted client's priority is ignored, and its header is not
 		// passed on to tell anyone otherwise.
-		body = without(body, h.fields)
+		drop = h.fields
 	}
 	now := s.srv.opts.Now()
 	info := receivedInfo{helo: tx.helo, ip: s.ip, hostname: s.srv.opts.Hostname,
@@ -118,35 +122,40 @@ func (s *session) accept(tx *transaction, body []byte) error {
 	if len(tx.rcpts) == 1 {
 		info.rcpt = tx.rcpts[0].addr
 	}
-	rcvd := received(info)
-	full := make([]byte, 0, len(rcvd)+len(body))
-	full = append(append(full, rcvd...), body...)
+	// One copy of the body, behind our Received field: the message as it
+	// is queued.
+	full := without(received(info), body, drop)
 
 	msg := s.message(tx, seq, id, prio, now)
 	msg.Size = int64(len(full))
 	if err := s.commit(tx, msg, full); err != nil {
-		return commitFailed(log, err)
+		s.srv.opts.report(replyTempLocal.Code)
+		return commitFailed(s.log, id, err)
 	}
-	log.Info("accepted", "from", tx.from, "size", len(full), "nrcpt", len(tx.rcpts),
-		"priority", formatMilli(prio))
+	s.srv.opts.report(250)
+	// LogAttrs with typed attributes: this line is written for every
+	// message, so it should cost no more than its formatting.
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "accepted", slog.String("queue_id", id),
+		slog.String("from", tx.from), slog.Int("size", len(full)), slog.Int("nrcpt", len(tx.rcpts)),
+		slog.String("priority", formatMilli(prio)))
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
 		Message: "Ok: queued as " + id}
 }
 
 // priority returns the message's priority in milli-units: the header's
 // value from a trusted client, else 1.
-func (s *session) priority(log *slog.Logger, h headerScan) uint32 {
+func (s *session) priority(id string, h headerScan) uint32 {
 	const defaultMilli = 1000
 	if !s.trusted {
 		return defaultMilli
 	}
 	if !h.found {
-		log.Debug("no priority header, using priority 1")
+		s.log.Debug("no priority header, using priority 1", "queue_id", id)
 		return defaultMilli
 	}
 	m, ok := ParsePriority(string(h.priority), s.srv.opts.MaxPriorityMilli)
 	if !ok {
-		log.Info("malformed priority header, using priority 1",
+		s.log.Info("malformed priority header, using priority 1", "queue_id", id,
 			"header", s.srv.opts.PriorityHeader, "value", quoteForLog(h.priority))
 		return defaultMilli
 	}
@@ -211,8 +220,8 @@ func (s *session) commit(tx *transaction, msg *queue.Message, body []byte) error
 
 // commitFailed logs a storage failure (the detail stays in the log) and
 // returns a 4xx: a storage problem is never the sender's fault.
-func commitFailed(log *slog.Logger, err error) error {
-	log.Error("message not stored", "err", err)
+func commitFailed(log *slog.Logger, id string, err error) error {
+	log.Error("message not stored", "queue_id", id, "err", err)
 	if errors.Is(err, queue.ErrNoSpace) {
 		return replyNoSpace
 	}

@@ -104,12 +104,15 @@ func splitField(line []byte) (name, value []byte, ok bool) {
 	return name, line[colon+1:], true
 }
 
-// without returns body with the given ascending, disjoint spans removed.
-func without(body []byte, spans []span) []byte {
-	if len(spans) == 0 {
-		return body
+// without returns prefix followed by body with the given ascending,
+// disjoint spans removed, in a new slice of exactly that size.
+func without(prefix string, body []byte, spans []span) []byte {
+	size := len(prefix) + len(body)
+	for _, sp := range spans {
+		size -= sp.end - sp.start
 	}
-	out := make([]byte, 0, len(body))
+	out := make([]byte, 0, size)
+	out = append(out, prefix...)
 	prev := 0
 	for _, sp := range spans {
 		out = append(out, body[prev:sp.start]...)

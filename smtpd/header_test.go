@@ -41,7 +41,7 @@ func TestScanHeader(t *testing.T) {
 			if h.found != tc.wantFound || string(h.priority) != tc.wantPrio {
 				t.Errorf("priority: got %q (found %v), want %q (found %v)", h.priority, h.found, tc.wantPrio, tc.wantFound)
 			}
-			if got := string(without([]byte(tc.in), h.fields)); got != tc.wantStripped {
+			if got := string(without("", []byte(tc.in), h.fields)); got != tc.wantStripped {
 				t.Errorf("stripped: got %q, want %q", got, tc.wantStripped)
 			}
 		})

@@ -63,6 +63,35 @@ type Options struct {
 	Enqueuer Enqueuer // required
 	Admitter Admitter // optional
 	Intake   Intake   // optional
+
+	// OnMessage, if set, is told the outcome of each message and of each
+	// refused command, for metrics: ResultAccepted once a message is
+	// committed, ResultRejected for a 5xx and ResultTempfail for a 4xx
+	// reply to MAIL, RCPT or the end of DATA. It must not block.
+	OnMessage func(result string)
+}
+
+// Outcomes reported to Options.OnMessage.
+const (
+	ResultAccepted = "accepted"
+	ResultRejected = "rejected"
+	ResultTempfail = "tempfail"
+)
+
+// report tells OnMessage about an outcome: accepted, or the class of a
+// refusal's reply code.
+func (o *Options) report(code int) {
+	if o.OnMessage == nil {
+		return
+	}
+	switch {
+	case code < 400:
+		o.OnMessage(ResultAccepted)
+	case code < 500:
+		o.OnMessage(ResultTempfail)
+	default:
+		o.OnMessage(ResultRejected)
+	}
 }
 
 // minLineLength is the shortest text line RFC 5321 4.5.3.1.6 lets a server

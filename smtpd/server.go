@@ -95,7 +95,7 @@ func (s *Server) Start() error {
 	}
 	var ls []net.Listener
 	for _, addr := range s.opts.Listen {
-		l, err := net.Listen("tcp", addr)
+		l, err := listenConfig.Listen(context.Background(), "tcp", addr)
 		if err != nil {
 			closeAll(ls)
 			return fmt.Errorf("smtpd: listen on %s: %w", addr, err)
@@ -113,6 +113,13 @@ func (s *Server) Start() error {
 	}
 	return nil
 }
+
+// listenConfig turns TCP keep-alive off for accepted connections: Go
+// enables it by default at four setsockopt calls per connection, and
+// with one connection per message that is measurable (docs/performance.md).
+// A peer that vanishes is still cut off by ReadTimeout, which bounds every
+// wait for a command and the whole DATA transfer.
+var listenConfig = net.ListenConfig{KeepAlive: -1}
 
 func closeAll(ls []net.Listener) {
 	for _, l := range ls {

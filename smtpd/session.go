@@ -196,6 +196,7 @@ func (s *session) Logout() error {
 func (s *session) reject(stage string, e *smtp.SMTPError, args ...any) error {
 	args = append([]any{"stage", stage, "code", e.Code, "reason", e.Message}, args...)
 	s.log.Info("rejected", args...)
+	s.srv.opts.report(e.Code)
 	return e
 }
 

@@ -1,9 +1,9 @@
 package smtpd
 
 import (
-	"bufio"
 	"errors"
 	"io"
+	"sync"
 )
 
 // Errors of the strict body reader. RFC 5321 2.3.8 says CR and LF must only
@@ -17,27 +17,56 @@ var (
 	errTooBig      = errors.New("smtpd: message too big")
 )
 
+// strictChunk is how much the strict reader asks its source for at a time.
+const strictChunk = 4 << 10
+
+// maxEmptyReads bounds reads that return neither data nor an error, as
+// bufio does, so a broken source cannot spin the reader forever.
+const maxEmptyReads = 100
+
+// strictBufs recycles the readers' buffers: one per message otherwise, and
+// all of them garbage a moment later.
+var strictBufs = sync.Pool{New: func() any { return new([strictChunk]byte) }}
+
 // strictReader passes a message body through only while every CR is
 // followed by LF, every LF is preceded by CR, no line (with its CRLF) is
 // longer than maxLine and the total stays within maxBytes. On a violation
 // it returns what came before and then the error, and never reads its
-// source again. It holds nothing back: a CR is released only after the
-// following LF has been seen, so no bare CR ever leaves it.
+// source again. It holds nothing back that it has checked: a CR is
+// released only after the following LF has been seen, so no bare CR ever
+// leaves it.
 //
 // It checks the byte stream, not chunks, so a CRLF split across two BDAT
 // chunks (RFC 3030) passes and a CR ending one chunk before a non-LF fails.
+// Bytes are checked in chunks of strictChunk in one tight loop: the body
+// of every message passes through here.
 type strictReader struct {
-	r        *bufio.Reader
-	maxLine  int   // longest line including CRLF
-	maxBytes int64 // longest body
-	lineLen  int   // bytes on the current line, CR included
+	src      io.Reader
+	buf      *[strictChunk]byte // nil once released
+	off, end int                // buf[off:end] is read but not yet passed on
+	srcErr   error              // the source's error, due after buf[off:end]
+	maxLine  int                // longest line including CRLF
+	maxBytes int64              // longest body
+	lineLen  int                // bytes on the current line, CR included
 	total    int64
 	prevCR   bool
 	err      error
 }
 
 func newStrictReader(r io.Reader, maxLine int, maxBytes int64) *strictReader {
-	return &strictReader{r: bufio.NewReaderSize(r, 16<<10), maxLine: maxLine, maxBytes: maxBytes}
+	return &strictReader{src: r, buf: strictBufs.Get().(*[strictChunk]byte), maxLine: maxLine, maxBytes: maxBytes}
+}
+
+// release returns the reader's buffer for reuse; the reader must not be
+// read again.
+func (s *strictReader) release() {
+	if s.buf != nil {
+		strictBufs.Put(s.buf)
+		s.buf = nil
+	}
+	if s.err == nil {
+		s.err = io.ErrClosedPipe
+	}
 }
 
 // Read implements io.Reader. Source errors, such as go-smtp's size cap or a
@@ -46,17 +75,16 @@ func newStrictReader(r io.Reader, maxLine int, maxBytes int64) *strictReader {
 func (s *strictReader) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) && s.err == nil {
-		c, err := s.r.ReadByte()
-		if err != nil {
-			s.err = err
-			break
+		k, err := s.scan(p[n:])
+		n += k
+		if err == errNeedMore {
+			if n > 0 {
+				break // return what is ready rather than wait for the source
+			}
+			s.fill()
+			continue
 		}
-		if err := s.check(c); err != nil {
-			s.err = err
-			break
-		}
-		p[n] = c
-		n++
+		s.err = err
 	}
 	if n > 0 {
 		return n, nil
@@ -64,22 +92,89 @@ func (s *strictReader) Read(p []byte) (int, error) {
 	return 0, s.err
 }
 
-// check decides whether c may be passed on.
-func (s *strictReader) check(c byte) error {
-	switch c {
-	case '\r':
-		next, err := s.r.Peek(1)
-		if err != nil && err != io.EOF {
-			return err
+// errNeedMore is scan asking for more input: it has nothing it may pass
+// on yet (an empty buffer, or a CR whose next byte is still unread).
+var errNeedMore = errors.New("smtpd: strict reader needs more input")
+
+// fill reads more from the source behind what is pending, moving that to
+// the front of the buffer first.
+func (s *strictReader) fill() {
+	if s.srcErr != nil {
+		return
+	}
+	if s.off > 0 {
+		s.end = copy(s.buf[:], s.buf[s.off:s.end])
+		s.off = 0
+	}
+	for range maxEmptyReads {
+		k, err := s.src.Read(s.buf[s.end:])
+		s.end += k
+		if err != nil {
+			s.srcErr = err
 		}
-		if err == io.EOF || next[0] != '\n' {
-			return errBareCR
+		if k > 0 || err != nil {
+			return
 		}
-	case '\n':
+	}
+	s.srcErr = io.ErrNoProgress
+}
+
+// scan checks pending bytes and copies those that pass into dst. It stops
+// at the first violation and returns it after the bytes before it; once
+// the source is done and nothing is pending it returns the source's error.
+func (s *strictReader) scan(dst []byte) (int, error) {
+	src := s.buf[s.off:s.end]
+	k := 0
+	var err error
+	for k < len(dst) && k < len(src) {
+		c := src[k]
+		if c == '\r' || c == '\n' {
+			if err = s.checkEOL(src, k); err != nil {
+				break
+			}
+		}
+		if err = s.count(c); err != nil {
+			break
+		}
+		dst[k] = c
+		k++
+	}
+	s.off += k
+	if err == nil && k == 0 && len(dst) > 0 {
+		err = errNeedMore
+		if s.srcErr != nil {
+			err = s.srcErr
+		}
+	}
+	return k, err
+}
+
+// checkEOL decides whether the CR or LF at src[i] may be passed on: a CR
+// only when the next byte is known to be LF, an LF only after a CR.
+func (s *strictReader) checkEOL(src []byte, i int) error {
+	if src[i] == '\n' {
 		if !s.prevCR {
 			return errBareLF
 		}
+		return nil
 	}
+	switch {
+	case i+1 < len(src):
+		if src[i+1] != '\n' {
+			return errBareCR
+		}
+		return nil
+	case s.srcErr == nil:
+		return errNeedMore
+	case s.srcErr == io.EOF:
+		return errBareCR
+	default:
+		return s.srcErr
+	}
+}
+
+// count applies the size and line limits to c, which is about to pass.
+func (s *strictReader) count(c byte) error {
 	s.prevCR = c == '\r'
 	need := int64(1)
 	if c == '\r' {

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"os"

@@ -115,7 +115,8 @@ func TestQueueListAndShowThroughTheDaemon(t *testing.T) {
 		t.Errorf("show of an unknown ID: code %d, %q", code, errOut)
 	}
 	r.stop()
-	if _, errOut, code := runCLI(t, "--config", cfgPath, "queue", "list"); code == 0 || !strings.Contains(errOut, "not running") {
-		t.Errorf("list without a daemon: code %d, %q", code, errOut)
+	out, errOut, code = runCLI(t, "--config", cfgPath, "queue", "list")
+	if code != 0 || !strings.Contains(errOut, "the daemon is not running; reading the queue file directly") || !strings.Contains(out, id) {
+		t.Errorf("list without a daemon: code %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

@@ -54,6 +54,8 @@ func newApp() *cli.App {
 			configCommand(),
 			queueCommand(),
 			quotaCommand(),
+			operatorCommand(),
+			reloadCommand(),
 		},
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {},

@@ -23,19 +23,17 @@ func quotaCommand() *cli.Command {
 }
 
 func quotaShow(c *cli.Context) error {
-	cl, err := adminClient(c)
-	if err != nil {
-		return err
-	}
-	st, err := cl.Quota(c.Context)
-	if err != nil {
-		return err
-	}
-	if c.Bool("json") {
-		return json.NewEncoder(c.App.Writer).Encode(st)
-	}
-	writeQuota(c.App.Writer, st, time.Now())
-	return nil
+	return withAPI(c, accessRead, func(x api) error {
+		st, err := x.Quota(c.Context)
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return json.NewEncoder(c.App.Writer).Encode(st)
+		}
+		writeQuota(c.App.Writer, st, time.Now())
+		return nil
+	})
 }
 
 func writeQuota(w io.Writer, st []admin.OperatorStatus, now time.Time) {
@@ -64,6 +62,9 @@ func writeQuota(w io.Writer, st []admin.OperatorStatus, now time.Time) {
 		}
 		if !o.SuspendedUntil.IsZero() {
 			notes = append(notes, "SUSPENDED until "+o.SuspendedUntil.Local().Format("15:04:05"))
+		}
+		if o.UsageError != "" {
+			notes = append(notes, "usage is this relay's estimate: "+o.UsageError)
 		}
 		if o.ThrottleLevel > 0 {
 			notes = append(notes, fmt.Sprintf("throttled (level %d)", o.ThrottleLevel))

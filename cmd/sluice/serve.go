@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -21,6 +23,7 @@ import (
 	"github.com/sluice-mta/sluice/clock"
 	"github.com/sluice-mta/sluice/config"
 	"github.com/sluice-mta/sluice/delivery"
+	"github.com/sluice-mta/sluice/metrics"
 	"github.com/sluice-mta/sluice/queue"
 	"github.com/sluice-mta/sluice/redisbudget"
 	"github.com/sluice-mta/sluice/scheduler"
@@ -30,7 +33,7 @@ import (
 func serveCommand() *cli.Command {
 	return withProfiling(&cli.Command{
 		Name:  "serve",
-		Usage: "run the relay daemon",
+		Usage: "run the relay daemon (SIGHUP re-reads the configuration, SIGTERM stops it cleanly)",
 		Action: func(c *cli.Context) error {
 			cfg, err := config.Load(c.String("config"))
 			if err != nil {
@@ -39,8 +42,12 @@ func serveCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			log := newLogger(os.Stderr, cfg.Log)
-			return runDaemon(ctx, cfg, deps{Logger: log})
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			logs := newLogControl(cfg)
+			log := newLogger(os.Stderr, cfg.Log.Format, logs)
+			return runDaemon(ctx, cfg, deps{Logger: log, Logs: logs, Hangup: hup, Notifier: newNotifier()})
 		},
 	})
 }
@@ -51,6 +58,13 @@ type deps struct {
 	Clock  clock.Clock
 	// Started, if set, receives the daemon once it accepts mail.
 	Started func(*daemon)
+	// Logs, if set, is the logger's level and configuration, which a
+	// reload updates.
+	Logs *logControl
+	// Hangup delivers SIGHUP: each one reloads the configuration.
+	Hangup <-chan os.Signal
+	// Notifier tells systemd about readiness, reloads and stopping.
+	Notifier notifier
 }
 
 // daemon is one running relay.
@@ -64,6 +78,14 @@ type daemon struct {
 	admin  *admin.Server
 	client *delivery.Client
 	redis  *redisbudget.Store // nil unless quota_store.backend = "redis"
+
+	metrics    *metrics.Metrics
+	metricsSrv *metrics.Server // nil unless admin.metrics_listen is set
+	cur        atomic.Pointer[config.Config]
+	reloadMu   sync.Mutex
+	logs       *logControl
+	notifier   notifier
+	accepting  atomic.Bool
 }
 
 // SMTPAddrs returns the addresses the SMTP listeners are bound to.
@@ -93,26 +115,21 @@ func runDaemon(ctx context.Context, cfg *config.Config, dp deps) error {
 		d.closeAll()
 		return err
 	}
-	adminDone := make(chan error, 1)
-	go func() { adminDone <- d.admin.Serve() }()
+	adminDone, metricsDone := d.serveControl()
 	if d.redis != nil {
 		monCtx, stopMon := context.WithCancel(context.Background())
 		defer stopMon()
 		go d.redis.MonitorClock(monCtx, cfg.QuotaStore.MaxClockSkew, 0, nil)
 	}
+	d.accepting.Store(true)
 	d.log.Info("sluice started", "version", version, "listen", fmt.Sprint(d.smtp.Addrs()), "admin_socket", cfg.Admin.Socket)
+	d.sdNotify(sdReady)
 	if dp.Started != nil {
 		dp.Started(d)
 	}
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-adminDone:
-		d.log.Error("admin socket failed", "err", runErr)
-	case runErr = <-schedDone:
-		d.log.Error("scheduler stopped", "err", runErr)
-		schedDone <- runErr
-	}
+	runErr := d.wait(ctx, dp.Hangup, adminDone, metricsDone, schedDone)
+	d.accepting.Store(false)
+	d.sdNotify(sdStopping)
 	d.log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	if err := d.smtp.Shutdown(sctx); err != nil {
@@ -128,7 +145,53 @@ func runDaemon(ctx context.Context, cfg *config.Config, dp deps) error {
 	return runErr
 }
 
+// serveControl serves the admin socket and, if configured, the metrics
+// listener; each channel reports its server's end (metricsDone is nil
+// without a metrics listener).
+func (d *daemon) serveControl() (adminDone, metricsDone chan error) {
+	adminDone = make(chan error, 1)
+	go func() { adminDone <- d.admin.Serve() }()
+	if d.metricsSrv != nil {
+		metricsDone = make(chan error, 1)
+		go func() { metricsDone <- d.metricsSrv.Serve() }()
+		d.log.Info("serving metrics", "addr", d.metricsSrv.Addr().String())
+	}
+	return adminDone, metricsDone
+}
+
+// wait runs until ctx ends (SIGTERM, SIGINT) or a part of the daemon fails,
+// reloading the configuration at each SIGHUP.
+func (d *daemon) wait(ctx context.Context, hup <-chan os.Signal, adminDone, metricsDone, schedDone chan error) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			d.log.Info("SIGHUP: reloading the configuration", "path", d.config().Path)
+			if err := d.reload(ctx); err != nil {
+				var re *admin.ReloadError
+				if !errors.As(err, &re) { // a refused file is logged by reload
+					d.log.Error("reload failed", "err", err)
+				}
+			}
+		case err := <-adminDone:
+			d.log.Error("admin socket failed", "err", err)
+			return err
+		case err := <-metricsDone:
+			d.log.Error("metrics listener failed", "err", err)
+			return err
+		case err := <-schedDone:
+			d.log.Error("scheduler stopped", "err", err)
+			schedDone <- err
+			return err
+		}
+	}
+}
+
 func (d *daemon) closeAll() {
+	if d.metricsSrv != nil {
+		d.metricsSrv.Close()
+	}
 	if d.admin != nil {
 		d.admin.Close()
 	}
@@ -155,10 +218,17 @@ func startDaemon(cfg *config.Config, dp deps) (*daemon, error) {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	d := &daemon{cfg: cfg, log: log, clock: clk}
+	d := &daemon{cfg: cfg, log: log, clock: clk, logs: dp.Logs, notifier: dp.Notifier}
+	d.cur.Store(cfg)
+	m, err := metrics.New(metrics.Options{Logger: log.With("component", "metrics")})
+	if err != nil {
+		return nil, err
+	}
+	d.metrics = m
 	store, err := queue.Open(queue.Options{
-		Path:   filepath.Join(cfg.DataDir, "queue.db"),
-		Logger: log.With("component", "queue"),
+		Path:     filepath.Join(cfg.DataDir, "queue.db"),
+		Logger:   log.With("component", "queue"),
+		OnCommit: m.Commit,
 	})
 	if err != nil {
 		return nil, err
@@ -197,11 +267,12 @@ func (d *daemon) build() error {
 	d.sched, err = scheduler.New(scheduler.Options{
 		Config: cfg, Clock: d.clock, Store: d.store, Budget: budget,
 		Deliverer: scheduler.ClientDeliverer(d.client), MX: res,
-		Logger: d.log.With("component", "scheduler"), VERPKey: verpKey,
+		Logger: d.log.With("component", "scheduler"), VERPKey: verpKey, Events: d.metrics,
 	})
 	if err != nil {
 		return err
 	}
+	d.metrics.SetSource(d.sched)
 	var tlsConfig *tls.Config
 	if cfg.SMTP.TLSCertificate != nil {
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{*cfg.SMTP.TLSCertificate}, MinVersion: tls.VersionTLS12}
@@ -215,11 +286,30 @@ func (d *daemon) build() error {
 		StripPriorityHeader: cfg.SMTP.StripPriorityHeader, TLSConfig: tlsConfig,
 		Now: d.clock.Now, Logger: d.log.With("component", "smtpd"),
 		Enqueuer: enqueuer{store: d.store, sched: d.sched}, Admitter: d.sched, Intake: d.sched,
+		OnMessage: d.metrics.Inbound,
 	})
 	if err != nil {
 		return err
 	}
+	return d.listenControl()
+}
+
+// listenControl binds the metrics listener (if configured) and the admin
+// socket, so that a port in use or a second daemon is found before any
+// mail is taken.
+func (d *daemon) listenControl() error {
+	cfg := d.cfg
+	var err error
+	if cfg.Admin.MetricsListen != "" {
+		d.metricsSrv, err = metrics.Listen(cfg.Admin.MetricsListen, d.metrics, d.healthy, d.log.With("component", "metrics"))
+		if err != nil {
+			return err
+		}
+	}
 	d.admin, err = admin.Listen(cfg.Admin.Socket, &backend{d: d}, d.log.With("component", "admin"))
+	if err != nil && d.metricsSrv != nil {
+		d.metricsSrv.Close()
+	}
 	return err
 }
 
