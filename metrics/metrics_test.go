@@ -51,7 +51,7 @@ var reset = time.Date(2025, 11, 3, 11, 0, 0, 0, time.UTC)
 func testSnapshot() *scheduler.Snapshot {
 	return &scheduler.Snapshot{Operators: []scheduler.OperatorStatus{
 		{Key: "bigmail", Label: "bigmail", Quota: 100, UsedMilli: 12500, WindowEnd: reset,
-			QueuedByPriority: map[uint32]int{1000: 3, 5000: 2}, Waiting: 4},
+			QueuedByPriority: map[uint32]int{1000: 3, 5000: 2}, Waiting: 4, WaitingByPriority: map[uint32]int{1000: 3, 2000: 1}},
 		{Key: "default:a.test", Label: "default", Quota: 10, UsedMilli: 10000, Spent: true, WindowEnd: reset,
 			QueuedByPriority: map[uint32]int{1000: 1}},
 		{Key: "default:b.test", Label: "default", Quota: 10, UsedMilli: 2000, WindowEnd: reset,
@@ -182,7 +182,8 @@ func TestGaugesFromTheSnapshot(t *testing.T) {
 	}{
 		{"ready p1", rc, map[string]string{"operator": "bigmail", "state": "queued", "priority": "1"}, 3},
 		{"ready p5", rc, map[string]string{"operator": "bigmail", "state": "queued", "priority": "5"}, 2},
-		{"deferred", rc, map[string]string{"operator": "bigmail", "state": "deferred", "priority": "any"}, 4},
+		{"deferred p1", rc, map[string]string{"operator": "bigmail", "state": "deferred", "priority": "1"}, 3},
+		{"deferred p2", rc, map[string]string{"operator": "bigmail", "state": "deferred", "priority": "2"}, 1},
 		{"default spent: waiting", rc, map[string]string{"operator": "default", "state": "waiting", "priority": "1"}, 1},
 		{"default with budget: queued", rc, map[string]string{"operator": "default", "state": "queued", "priority": "2.5"}, 1},
 		{"suspended route: waiting", rc, map[string]string{"operator": "route:corp.test", "state": "waiting", "priority": "1"}, 7},

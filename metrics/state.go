@@ -14,7 +14,7 @@ import (
 var (
 	descRecipients = prometheus.NewDesc("sluice_queue_recipients",
 		"Pending recipients by operator, state and priority. queued: ready to go; waiting: ready but the "+
-			"operator's budget is spent or it is suspended; deferred: waiting for a retry (priority \"any\").",
+			"operator's budget is spent or it is suspended; deferred: waiting for a retry.",
 		[]string{"operator", "state", "priority"}, nil)
 	descUsed = prometheus.NewDesc("sluice_budget_used_units",
 		"Budget units used in the operator's current window (a recipient of priority N costs 1/N).",
@@ -124,8 +124,8 @@ func aggregate(snap *scheduler.Snapshot) (map[[3]string]int, map[string]*opAgg) 
 		for p, n := range o.QueuedByPriority {
 			rcpts[[3]string{label, state, formatPriority(p)}] += n
 		}
-		if o.Waiting > 0 {
-			rcpts[[3]string{label, "deferred", "any"}] += o.Waiting
+		for p, n := range o.WaitingByPriority {
+			rcpts[[3]string{label, "deferred", formatPriority(p)}] += n
 		}
 	}
 	return rcpts, ops

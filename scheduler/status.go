@@ -9,24 +9,25 @@ import (
 // OperatorStatus is a point-in-time view of one operator, route policy or
 // default destination, for sluice quota and metrics.
 type OperatorStatus struct {
-	Key              string
-	Label            string
-	Quota            int
-	Window           time.Duration
-	WindowStart      time.Time
-	WindowEnd        time.Time
-	UsedMilli        int64
-	Spent            bool
-	Queued           int
-	QueuedByPriority map[uint32]int // priority milli -> ready recipients
-	QueuedCostMilli  int64
-	Waiting          int // deferred recipients not yet due
-	InFlight         int
-	Connections      int
-	SuspendedUntil   time.Time
-	SuspendReason    string
-	ThrottleLevel    int
-	DrainETA         time.Time // when the ready backlog should be sent, at quota pace
+	Key               string
+	Label             string
+	Quota             int
+	Window            time.Duration
+	WindowStart       time.Time
+	WindowEnd         time.Time
+	UsedMilli         int64
+	Spent             bool
+	Queued            int
+	QueuedByPriority  map[uint32]int // priority milli -> ready recipients
+	QueuedCostMilli   int64
+	Waiting           int            // deferred recipients not yet due
+	WaitingByPriority map[uint32]int // the same, by priority milli
+	InFlight          int
+	Connections       int
+	SuspendedUntil    time.Time
+	SuspendReason     string
+	ThrottleLevel     int
+	DrainETA          time.Time // when the ready backlog should be sent, at quota pace
 	// UsageError is set when the budget store could not say what the
 	// window used (a shared store that is down); UsedMilli is then the
 	// relay's own estimate.
@@ -88,7 +89,7 @@ func (s *Scheduler) snapshot(now time.Time) *Snapshot {
 			Key: op.key, Label: op.label, Quota: op.limits.Quota, Window: op.limits.Window,
 			WindowStart: op.window.Start, WindowEnd: op.window.End, UsedMilli: op.usedMilli, Spent: op.spent,
 			Queued: op.ready.n, QueuedByPriority: op.ready.countByPrio(), QueuedCostMilli: op.ready.costMilli,
-			Waiting: waiting[op], InFlight: op.busy, Connections: op.conns,
+			Waiting: waiting[op].n, WaitingByPriority: waiting[op].byPrio, InFlight: op.busy, Connections: op.conns,
 			ThrottleLevel: op.throttle.level,
 		}
 		if now.Before(op.suspendedUntil) {
@@ -109,16 +110,29 @@ func (s *Scheduler) refreshWindowQuiet(op *opState, now time.Time) {
 	}
 }
 
-// waitingByOp counts deferred recipients per operator, as far as their
-// domain's operator is known.
-func (s *Scheduler) waitingByOp() map[*opState]int {
-	out := make(map[*opState]int)
+// waitingByOp counts deferred recipients per operator and priority, as far
+// as their domain's operator is known.
+func (s *Scheduler) waitingByOp() map[*opState]*waitCount {
+	out := make(map[*opState]*waitCount)
 	for _, w := range s.waiting {
-		if dc := s.classes[w.dom]; dc != nil && dc.op != nil {
-			out[dc.op]++
+		dc := s.classes[w.dom]
+		if dc == nil || dc.op == nil {
+			continue
 		}
+		c := out[dc.op]
+		if c == nil {
+			c = &waitCount{byPrio: map[uint32]int{}}
+			out[dc.op] = c
+		}
+		c.n++
+		c.byPrio[w.prio]++
 	}
 	return out
+}
+
+type waitCount struct {
+	n      int
+	byPrio map[uint32]int
 }
 
 // drainETA estimates when op's ready backlog will have been sent, at one
