@@ -125,6 +125,23 @@ type MessageDetail struct {
 	EnvID       string            `json:"envid,omitempty"`
 	Recipients  []RecipientDetail `json:"recipients"`
 	Headers     string            `json:"headers"`
+	// Completed is set for a message that left the queue but is still
+	// remembered because it went out with VERP return paths.
+	Completed bool `json:"completed,omitempty"`
+	// Returned lists bounces that came back later to a VERP return path.
+	Returned []ReturnedBounce `json:"returned,omitempty"`
+}
+
+// ReturnedBounce is an asynchronous bounce matched to a recipient.
+type ReturnedBounce struct {
+	Recipient  string    `json:"recipient"`
+	At         time.Time `json:"at"`
+	Client     string    `json:"client,omitempty"`
+	Action     string    `json:"action"`
+	Status     string    `json:"status"`
+	Diagnostic string    `json:"diagnostic,omitempty"`
+	RemoteMTA  string    `json:"remote_mta,omitempty"`
+	Report     string    `json:"report,omitempty"` // the bounce as received (truncated)
 }
 
 // RecipientDetail is one recipient in sluice queue show.

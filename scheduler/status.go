@@ -89,8 +89,11 @@ func (s *Scheduler) snapshot(now time.Time) *Snapshot {
 			Key: op.key, Label: op.label, Quota: op.limits.Quota, Window: op.limits.Window,
 			WindowStart: op.window.Start, WindowEnd: op.window.End, UsedMilli: op.usedMilli, Spent: op.spent,
 			Queued: op.ready.n, QueuedByPriority: op.ready.countByPrio(), QueuedCostMilli: op.ready.costMilli,
-			Waiting: waiting[op].n, WaitingByPriority: waiting[op].byPrio, InFlight: op.busy, Connections: op.conns,
+			InFlight: op.busy, Connections: op.conns,
 			ThrottleLevel: op.throttle.level,
+		}
+		if wc := waiting[op]; wc != nil {
+			st.Waiting, st.WaitingByPriority = wc.n, wc.byPrio
 		}
 		if now.Before(op.suspendedUntil) {
 			st.SuspendedUntil, st.SuspendReason = op.suspendedUntil, op.suspendReason

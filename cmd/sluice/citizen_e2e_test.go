@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 
+	"github.com/sluice-mta/sluice/admin"
 	"github.com/sluice-mta/sluice/dsn"
 	"github.com/sluice-mta/sluice/internal/testmx"
 )
@@ -170,7 +171,7 @@ envelope_from = "bounces@relay.test"
 verp = true
 `), `listen = ["127.0.0.1:0"]`, "listen = [\"127.0.0.1:0\"]\ntrusted_networks = [\"127.0.0.1/32\"]", 1)
 	r := startTestDaemon(t, t.TempDir(), cfg)
-	send(t, r.addr(), "alice@origin.test", []string{"bob@bigmail.test"}, testMessage("alice@origin.test", "verp"))
+	id := send(t, r.addr(), "alice@origin.test", []string{"bob@bigmail.test"}, testMessage("alice@origin.test", "verp"))
 	got := w.mx["bigmail.test"].WaitMessages(t, 1, 10*time.Second)[0]
 	path := got.From
 	if !strings.HasPrefix(path, "bounces+") || !strings.HasSuffix(path, "@relay.test") {
@@ -211,6 +212,15 @@ verp = true
 	p := mustParse(t, rep.Data)
 	if rep.To[0] != "alice@origin.test" || p.Recipients[0].FinalRecipient != "bob@bigmail.test" || p.Recipients[0].Status != "5.2.2" {
 		t.Errorf("report to %v: %+v", rep.To, p.Recipients)
+	}
+	// The bounce is kept for sluice queue show.
+	d, err := admin.NewClient(r.cfg.Admin.Socket).Show(context.Background(), id)
+	if err != nil {
+		t.Fatalf("queue show of the delivered message: %v", err)
+	}
+	if !d.Completed || len(d.Returned) != 1 || d.Returned[0].Status != "5.2.2" || d.Returned[0].Client != "127.0.0.2" ||
+		!strings.Contains(d.Returned[0].Report, "over quota") || d.Recipients[0].State != "returned" {
+		t.Errorf("queue show = %+v", d)
 	}
 }
 

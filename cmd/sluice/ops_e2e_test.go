@@ -299,7 +299,7 @@ func TestMetricsAfterDeliveryAndBounce(t *testing.T) {
 		{"4xx replies", "sluice_smtp_replies_total", map[string]string{"operator": "default", "class": "4xx"}, 1},
 		{"accepted", "sluice_inbound_messages_total", map[string]string{"result": "accepted"}, 2},
 		{"rejected", "sluice_inbound_messages_total", map[string]string{"result": "rejected"}, 1},
-		{"deferred recipients", "sluice_queue_recipients", map[string]string{"operator": "default", "state": "deferred", "priority": "any"}, 1},
+		{"deferred recipients", "sluice_queue_recipients", map[string]string{"operator": "default", "state": "deferred", "priority": "1"}, 1},
 		{"suspended", "sluice_operator_suspended", map[string]string{"operator": "default"}, 0},
 	}
 	for _, tt := range tests {

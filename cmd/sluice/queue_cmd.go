@@ -172,6 +172,15 @@ func writeShow(w io.Writer, d *admin.MessageDetail) {
 			fmt.Fprintf(w, "    estimated send: %s\n", r.ETA.Format(time.RFC3339))
 		}
 	}
+	for _, b := range d.Returned {
+		fmt.Fprintf(w, "\nReturned later: %s\n  at %s from %s: %s %s\n", b.Recipient, b.At.Format(time.RFC3339), b.Client, b.Action, b.Status)
+		if b.Diagnostic != "" {
+			fmt.Fprintf(w, "  diagnostic: %s\n", b.Diagnostic)
+		}
+	}
+	if d.Completed {
+		fmt.Fprintln(w, "\n(no longer queued: remembered for late bounces)")
+	}
 	fmt.Fprintf(w, "\nHeaders:\n%s", strings.ReplaceAll(d.Headers, "\r\n", "\n"))
 }
 

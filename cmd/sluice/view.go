@@ -22,6 +22,7 @@ type messageStore interface {
 	Get(seq uint64) (*queue.Message, error)
 	Body(seq uint64) ([]byte, error)
 	Scan(fn func(*queue.Message) error) error
+	Sent(seq uint64) ([]queue.SentRecord, error)
 }
 
 // queueView annotates stored messages with a scheduler snapshot.
@@ -55,6 +56,10 @@ func (v *queueView) list(st messageStore, f admin.ListFilter) ([]admin.Message, 
 // show is sluice queue show.
 func (v *queueView) show(st messageStore, id string) (*admin.MessageDetail, error) {
 	seq, m, err := getMessage(st, id)
+	var nf *admin.NotFoundError
+	if errors.As(err, &nf) && seq != 0 {
+		return completedDetail(st, seq, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +67,48 @@ func (v *queueView) show(st messageStore, id string) (*admin.MessageDetail, erro
 	if err != nil {
 		return nil, err
 	}
-	return v.detail(m, body), nil
+	d := v.detail(m, body)
+	sent, err := st.Sent(seq)
+	if err != nil {
+		return nil, err
+	}
+	d.Returned = returnedBounces(sent)
+	return d, nil
+}
+
+// completedDetail shows a message that left the queue but is remembered
+// for late bounces (VERP); notFound is returned when there is nothing.
+func completedDetail(st messageStore, seq uint64, notFound error) (*admin.MessageDetail, error) {
+	sent, err := st.Sent(seq)
+	if err != nil {
+		return nil, err
+	}
+	if len(sent) == 0 {
+		return nil, notFound
+	}
+	first := sent[0]
+	d := &admin.MessageDetail{QueueID: first.ID, Sender: first.From, ArrivalTime: first.Arrival, Ret: first.Ret,
+		EnvID: first.EnvID, Headers: string(first.Headers), Completed: true, Priority: 1}
+	for _, r := range sent {
+		state := "sent"
+		if r.Returned != nil {
+			state = "returned"
+		}
+		d.Recipients = append(d.Recipients, admin.RecipientDetail{Address: r.Addr, ORCPT: r.ORCPT, State: state, LastAttempt: r.SentAt})
+	}
+	d.Returned = returnedBounces(sent)
+	return d, nil
+}
+
+func returnedBounces(sent []queue.SentRecord) []admin.ReturnedBounce {
+	var out []admin.ReturnedBounce
+	for _, r := range sent {
+		if x := r.Returned; x != nil {
+			out = append(out, admin.ReturnedBounce{Recipient: r.Addr, At: x.At, Client: x.Client, Action: x.Action,
+				Status: x.Status, Diagnostic: x.Diagnostic, RemoteMTA: x.RemoteMTA, Report: string(x.Report)})
+		}
+	}
+	return out
 }
 
 // getMessage loads a message by queue ID, with NotFoundError for an ID that
@@ -74,7 +120,7 @@ func getMessage(st messageStore, id string) (uint64, *queue.Message, error) {
 	}
 	m, err := st.Get(seq)
 	if errors.Is(err, queue.ErrNotFound) {
-		return 0, nil, &admin.NotFoundError{ID: id}
+		return seq, nil, &admin.NotFoundError{ID: id}
 	}
 	return seq, m, err
 }
