@@ -19,50 +19,14 @@ import (
 // hourly budget, next window at 14:00 UTC". One per message, ever.
 
 // delayWatch is a min-heap of messages by the moment their warning is due.
-type delayWatch []delayDue
+type delayWatch = minHeap[delayDue]
 
 type delayDue struct {
 	at  int64 // Unix nanoseconds
 	seq uint64
 }
 
-func (h *delayWatch) push(d delayDue) {
-	*h = append(*h, d)
-	s := *h
-	for i := len(s) - 1; i > 0; {
-		p := (i - 1) / 2
-		if s[i].at >= s[p].at {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
-}
-
-func (h *delayWatch) pop() delayDue {
-	s := *h
-	top := s[0]
-	n := len(s) - 1
-	s[0] = s[n]
-	s = s[:n]
-	for i := 0; ; {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && s[r].at < s[l].at {
-			m = r
-		}
-		if s[m].at >= s[i].at {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
-	}
-	*h = s
-	return top
-}
+func (d delayDue) before(o delayDue) bool { return d.at < o.at }
 
 // watchDelay arranges a delay warning for m if one can be owed.
 func (s *Scheduler) watchDelay(m *queue.Message) {

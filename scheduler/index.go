@@ -28,68 +28,7 @@ func (a entry) before(b entry) bool {
 }
 
 // ageHeap is a min-heap of entries by age.
-type ageHeap []entry
-
-func (h *ageHeap) push(e entry) {
-	*h = append(*h, e)
-	s := *h
-	i := len(s) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !s[i].before(s[p]) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
-}
-
-func (h *ageHeap) pop() entry {
-	s := *h
-	top := s[0]
-	n := len(s) - 1
-	s[0] = s[n]
-	*h = s[:n]
-	h.down(0)
-	return top
-}
-
-func (h ageHeap) down(i int) {
-	n := len(h)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m := l
-		if r := l + 1; r < n && h[r].before(h[l]) {
-			m = r
-		}
-		if !h[m].before(h[i]) {
-			return
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-}
-
-// filter keeps the entries for which keep is true and restores the heap.
-func (h *ageHeap) filter(keep func(entry) bool) (removed []entry) {
-	s := *h
-	out := s[:0]
-	for _, e := range s {
-		if keep(e) {
-			out = append(out, e)
-		} else {
-			removed = append(removed, e)
-		}
-	}
-	for i := len(out)/2 - 1; i >= 0; i-- {
-		out.down(i)
-	}
-	*h = out
-	return removed
-}
+type ageHeap = minHeap[entry]
 
 // readyQueue holds one operator's recipients that may be sent now, one age
 // heap per declared priority. Picking compares the heads: the oldest of each
@@ -201,75 +140,16 @@ type waitEntry struct {
 	entry
 }
 
+// before orders waiting recipients by due time, then age.
+func (w waitEntry) before(o waitEntry) bool {
+	if w.at != o.at {
+		return w.at < o.at
+	}
+	return w.entry.before(o.entry)
+}
+
 // waitHeap is a min-heap of waiting recipients by due time.
-type waitHeap []waitEntry
-
-func (h waitHeap) less(i, j int) bool {
-	if h[i].at != h[j].at {
-		return h[i].at < h[j].at
-	}
-	return h[i].entry.before(h[j].entry)
-}
-
-func (h *waitHeap) push(w waitEntry) {
-	*h = append(*h, w)
-	s := *h
-	i := len(s) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !s.less(i, p) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
-}
-
-func (h *waitHeap) pop() waitEntry {
-	s := *h
-	top := s[0]
-	n := len(s) - 1
-	s[0] = s[n]
-	*h = s[:n]
-	h.down(0)
-	return top
-}
-
-func (h waitHeap) down(i int) {
-	n := len(h)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m := l
-		if r := l + 1; r < n && h.less(r, l) {
-			m = r
-		}
-		if !h.less(m, i) {
-			return
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-}
-
-func (h *waitHeap) filter(keep func(waitEntry) bool) (removed []waitEntry) {
-	s := *h
-	out := s[:0]
-	for _, w := range s {
-		if keep(w) {
-			out = append(out, w)
-		} else {
-			removed = append(removed, w)
-		}
-	}
-	for i := len(out)/2 - 1; i >= 0; i-- {
-		out.down(i)
-	}
-	*h = out
-	return removed
-}
+type waitHeap = minHeap[waitEntry]
 
 // domains interns recipient domains so an entry carries 4 bytes, not a
 // string.

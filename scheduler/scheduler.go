@@ -434,42 +434,6 @@ type opTimer struct {
 	op *opState
 }
 
-type opTimerHeap []opTimer
+func (t opTimer) before(o opTimer) bool { return t.at.Before(o.at) }
 
-func (h *opTimerHeap) push(t opTimer) {
-	*h = append(*h, t)
-	s := *h
-	for i := len(s) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !s[i].at.Before(s[p].at) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
-}
-
-func (h *opTimerHeap) pop() opTimer {
-	s := *h
-	top := s[0]
-	n := len(s) - 1
-	s[0] = s[n]
-	s = s[:n]
-	for i := 0; ; {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && s[r].at.Before(s[l].at) {
-			m = r
-		}
-		if !s[m].at.Before(s[i].at) {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
-	}
-	*h = s
-	return top
-}
+type opTimerHeap = minHeap[opTimer]
