@@ -54,7 +54,10 @@ func (s *Store) Apply(ctx context.Context, ch Change) (Applied, error) {
 	}
 	var out Applied
 	var bodyFile bool
-	err = s.commit(ctx, func(tx *bolt.Tx) error {
+	// Lazy: nobody waits on the other end of a delivery result, so it may
+	// share the next acceptance's commit (the caller still returns only
+	// once it is on disk).
+	err = s.commitLazy(ctx, func(tx *bolt.Tx) error {
 		m, raw, err := loadMessage(tx, ch.Seq)
 		if err != nil {
 			return err

@@ -12,9 +12,33 @@ import (
 // once (when a batch is retried without a failing member), so it must only
 // touch the transaction and state it overwrites on every run.
 type commitOp struct {
-	fn   func(tx *bolt.Tx) error
-	done chan error
+	fn    func(tx *bolt.Tx) error
+	done  chan error
+	class commitClass
 }
+
+// commitClass says how soon a change must reach the disk. Either way the
+// caller returns only once it is committed with fsync; the class only
+// decides whether the commit may wait for company.
+type commitClass uint8
+
+const (
+	// commitNow starts a commit at once: someone is waiting, such as an
+	// SMTP client for its 250.
+	commitNow commitClass = iota
+	// commitSoon may wait up to Options.LazyCommitDelay for a commitNow
+	// change to share its transaction and its two fsyncs, but only while
+	// such changes keep arriving (acceptance is busy). Delivery results are
+	// of this class: under load they ride along with the acceptances, which
+	// halves the commits per relayed message; when nothing is being
+	// accepted they commit at once, as before.
+	commitSoon
+)
+
+// busyWindowDelays: commitSoon changes wait only if a commitNow change
+// came within this many LazyCommitDelays, so that a queue draining with no
+// new mail coming in never waits for company that will not come.
+const busyWindowDelays = 8
 
 // errSkip marks the failing member of a batch.
 var errSkip = errors.New("queue: batch member failed")
@@ -25,10 +49,19 @@ var errSkip = errors.New("queue: batch member failed")
 // once handed over, the outcome is always reported, because the caller must
 // never believe a committed change was lost.
 func (s *Store) commit(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	return s.submit(ctx, commitNow, fn)
+}
+
+// commitLazy is commit for a change of class commitSoon.
+func (s *Store) commitLazy(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	return s.submit(ctx, commitSoon, fn)
+}
+
+func (s *Store) submit(ctx context.Context, class commitClass, fn func(tx *bolt.Tx) error) error {
 	if s.opts.ReadOnly {
 		return errors.New("queue: store opened read-only")
 	}
-	op := &commitOp{fn: fn, done: make(chan error, 1)}
+	op := &commitOp{fn: fn, done: make(chan error, 1), class: class}
 	// The read lock keeps Close from stopping the committer between the
 	// closed check and the hand-over.
 	s.submitMu.RLock()
@@ -47,11 +80,15 @@ func (s *Store) commit(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 }
 
 // committer is the single writer. It takes one change, gathers every other
-// change already waiting (no timer: under load the batch grows by itself
-// while the previous fsync runs), and commits them together.
+// change already waiting (under load the batch grows by itself while the
+// previous fsync runs), and commits them together. A commitSoon change
+// first may linger for a commitNow one (see commitSoon).
 func (s *Store) committer() {
 	defer close(s.done)
 	batch := make([]*commitOp, 0, s.opts.MaxBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	var lastNow time.Time
 	for {
 		var first *commitOp
 		select {
@@ -61,17 +98,56 @@ func (s *Store) committer() {
 			return
 		}
 		batch = append(batch[:0], first)
-	gather:
-		for len(batch) < s.opts.MaxBatch {
-			select {
-			case op := <-s.ops:
-				batch = append(batch, op)
-			default:
-				break gather
+		delay := s.opts.LazyCommitDelay
+		if first.class == commitSoon && delay > 0 && time.Since(lastNow) < busyWindowDelays*delay {
+			batch = s.linger(batch, linger, delay)
+		}
+		batch = s.gather(batch)
+		for _, op := range batch {
+			if op.class == commitNow {
+				lastNow = time.Now()
+				break
 			}
 		}
 		s.runBatch(batch)
 	}
+}
+
+// linger waits, for at most delay, until a commitNow change arrives or the
+// batch is full, collecting what comes meanwhile.
+func (s *Store) linger(batch []*commitOp, t *time.Timer, delay time.Duration) []*commitOp {
+	t.Reset(delay)
+	defer t.Stop()
+	if s.onLinger != nil {
+		s.onLinger()
+	}
+	for len(batch) < s.opts.MaxBatch {
+		select {
+		case op := <-s.ops:
+			batch = append(batch, op)
+			if op.class == commitNow {
+				return batch
+			}
+		case <-t.C:
+			return batch
+		case <-s.closing:
+			return batch
+		}
+	}
+	return batch
+}
+
+// gather adds every change already waiting, up to MaxBatch.
+func (s *Store) gather(batch []*commitOp) []*commitOp {
+	for len(batch) < s.opts.MaxBatch {
+		select {
+		case op := <-s.ops:
+			batch = append(batch, op)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // drainOnClose commits what was submitted before Close.

@@ -13,7 +13,12 @@
 // make the scheduler retry in a hot loop nor spend a window's budget twice.
 //
 // Writes from concurrent callers share commits: a single committer goroutine
-// runs every pending change in one bbolt transaction and one fsync.
+// runs every pending change in one bbolt transaction, committed with fsync
+// (bbolt syncs the data pages, then the meta page). Enqueue starts a commit
+// at once; Apply (delivery results, attempts, administrative changes) may
+// wait a few milliseconds for an Enqueue to share one with while mail is
+// being accepted, which halves the commits per relayed message. Either way
+// a call returns only once its change is on disk.
 //
 // The package knows no SMTP, DNS or TOML; callers pass the current time in.
 // Records are binary with a leading schema version; unknown versions are an

@@ -42,6 +42,10 @@ type Options struct {
 	FileBodyBytes int
 	// MaxBatch caps how many changes share one commit. Zero means 512.
 	MaxBatch int
+	// LazyCommitDelay is how long a delivery result or other Apply may wait
+	// for an Enqueue to share its commit with, while mail is being accepted
+	// (see commitSoon). Zero means DefaultLazyCommitDelay; negative, never.
+	LazyCommitDelay time.Duration
 	// ReadOnly opens the file for reading only (the CLI when no daemon runs).
 	ReadOnly bool
 	// OnCommit, if set, is called after every commit with its duration and
@@ -49,6 +53,10 @@ type Options struct {
 	OnCommit func(d time.Duration, changes int)
 	Logger   *slog.Logger
 }
+
+// DefaultLazyCommitDelay bounds the wait of a lazy commit. Under steady
+// acceptance an Enqueue comes along well within it; see docs/performance.md.
+const DefaultLazyCommitDelay = 5 * time.Millisecond
 
 // DefaultFileBodyBytes is where bodies move out of bbolt into files. See
 // BenchmarkEnqueue and docs/performance.md for the measurement behind it.
@@ -69,6 +77,10 @@ type Store struct {
 	closeOnce sync.Once
 	done      chan struct{}
 	closeErr  error
+
+	// onLinger, set only by tests before any commit, is called when a lazy
+	// commit starts waiting for company.
+	onLinger func()
 }
 
 // Open opens (creating if needed) the store at o.Path and recovers it: body
@@ -83,6 +95,9 @@ func Open(o Options) (*Store, error) {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 512
+	}
+	if o.LazyCommitDelay == 0 {
+		o.LazyCommitDelay = DefaultLazyCommitDelay
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

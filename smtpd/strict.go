@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -124,14 +125,23 @@ func (s *strictReader) fill() {
 // the source is done and nothing is pending it returns the source's error.
 func (s *strictReader) scan(dst []byte) (int, error) {
 	src := s.buf[s.off:s.end]
+	lim := min(len(src), len(dst))
 	k := 0
 	var err error
-	for k < len(dst) && k < len(src) {
-		c := src[k]
-		if c == '\r' || c == '\n' {
-			if err = s.checkEOL(src, k); err != nil {
+	for k < lim {
+		// Most bytes are neither CR nor LF: pass them in runs.
+		if n := plainRun(src[k:lim]); n > 0 {
+			m := s.countRun(n)
+			k += copy(dst[k:], src[k:k+m])
+			if m < n {
+				err = s.runLimit()
 				break
 			}
+			continue
+		}
+		c := src[k]
+		if err = s.checkEOL(src, k); err != nil {
+			break
 		}
 		if err = s.count(c); err != nil {
 			break
@@ -147,6 +157,41 @@ func (s *strictReader) scan(dst []byte) (int, error) {
 		}
 	}
 	return k, err
+}
+
+// plainRun returns how many bytes at the start of b are neither CR nor LF.
+func plainRun(b []byte) int {
+	n := len(b)
+	if i := bytes.IndexByte(b, '\r'); i >= 0 {
+		n = i
+	}
+	if i := bytes.IndexByte(b[:n], '\n'); i >= 0 {
+		n = i
+	}
+	return n
+}
+
+// countRun applies the limits to a run of n bytes that are neither CR nor
+// LF, as count would one by one, and returns how many of them may pass.
+// When that is fewer than n, runLimit says which limit stopped the run.
+func (s *strictReader) countRun(n int) int {
+	m := min(int64(n), s.maxBytes-s.total, int64(s.maxLine-1-s.lineLen))
+	m = max(m, 0)
+	if m > 0 {
+		s.total += m
+		s.lineLen += int(m)
+		s.prevCR = false
+	}
+	return int(m)
+}
+
+// runLimit is the error for the byte countRun stopped at: the size cap if
+// it is reached there (count checks it first), else the line length.
+func (s *strictReader) runLimit() error {
+	if s.total+1 > s.maxBytes {
+		return errTooBig
+	}
+	return errLineTooLong
 }
 
 // checkEOL decides whether the CR or LF at src[i] may be passed on: a CR
