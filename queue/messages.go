@@ -118,6 +118,22 @@ func (s *Store) Body(seq uint64) ([]byte, error) {
 	return body, err
 }
 
+// Load returns message seq with its recipients and a copy of its body,
+// read in one transaction (what a delivery needs).
+func (s *Store) Load(seq uint64) (*Message, []byte, error) {
+	var m *Message
+	var body []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		if m, _, err = loadMessage(tx, seq); err != nil {
+			return err
+		}
+		body, err = s.readBody(tx, seq, m.bodyInFile)
+		return err
+	})
+	return m, body, err
+}
+
 // loadMessage decodes a message and its recipients inside tx. The second
 // result holds each recipient's stored encoding, to spot what changed.
 func loadMessage(tx *bolt.Tx, seq uint64) (*Message, [][]byte, error) {

@@ -174,6 +174,9 @@ type nopStore struct{}
 
 func (nopStore) Get(uint64) (*queue.Message, error) { return nil, queue.ErrNotFound }
 func (nopStore) Body(uint64) ([]byte, error)        { return nil, queue.ErrNotFound }
+func (nopStore) Load(uint64) (*queue.Message, []byte, error) {
+	return nil, nil, queue.ErrNotFound
+}
 func (nopStore) Apply(context.Context, queue.Change) (queue.Applied, error) {
 	return queue.Applied{}, queue.ErrNotFound
 }

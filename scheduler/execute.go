@@ -17,7 +17,7 @@ func (s *Scheduler) execute(w *worker, j *job) *jobResult {
 	r := &jobResult{w: w, job: j}
 	ctx := s.jobCtx
 	seq := j.entries[0].seq
-	m, err := s.store.Get(seq)
+	m, body, err := s.store.Load(seq)
 	if err != nil {
 		if !errors.Is(err, queue.ErrNotFound) {
 			s.log.Error("cannot read queued message", "queue_id", queue.FormatID(seq), "err", err)
@@ -35,12 +35,6 @@ func (s *Scheduler) execute(w *worker, j *job) *jobResult {
 		if len(live) == 0 {
 			return r
 		}
-	}
-	body, err := s.store.Body(seq)
-	if err != nil {
-		s.log.Error("cannot read message body", "queue_id", m.ID, "err", err)
-		s.refund(r, len(live))
-		return r.add(live, outWaitUntil, s.clock.Now().Add(time.Minute))
 	}
 	results, err := s.send(ctx, w, r, m, live, body)
 	if err != nil {

@@ -159,7 +159,10 @@ func newHarnessConfig(t testing.TB, dir, configText string) *harness {
 }
 
 func (h *harness) openStore() {
-	st, err := queue.Open(queue.Options{Path: h.path, Logger: newTestLogger(h.t)})
+	// No lazy commits: the harness waits for every commit before it moves
+	// the clock, so sharing an fsync with a later enqueue would only add
+	// the delay to each step.
+	st, err := queue.Open(queue.Options{Path: h.path, Logger: newTestLogger(h.t), LazyCommitDelay: -1})
 	if err != nil {
 		h.t.Fatalf("open store: %v", err)
 	}

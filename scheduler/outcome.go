@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -290,17 +291,19 @@ func (s *Scheduler) logDelivery(m *queue.Message, rc *queue.Recipient, j *job, d
 		dsnCode = "4.4.7"
 	}
 	waited := max(j.started.Sub(m.Arrival), 0)
-	attrs := []any{"queue_id", m.ID, "from", m.From, "to", rc.Addr, "relay", relay,
-		"delay", roundSeconds(now.Sub(m.Arrival)),
-		"delays", fmt.Sprintf("0/%s/%s/%s", roundSeconds(waited), roundSeconds(j.connect), roundSeconds(j.transmit)),
-		"dsn", dsnCode, "status", d.status, "operator", j.op.key, "attempt", d.attempts, "reply", diagnostic(d.reply, false)}
+	attrs := make([]slog.Attr, 0, 16)
+	attrs = append(attrs, slog.String("queue_id", m.ID), slog.String("from", m.From), slog.String("to", rc.Addr),
+		slog.String("relay", relay), slog.String("delay", roundSeconds(now.Sub(m.Arrival))),
+		slog.String("delays", "0/"+roundSeconds(waited)+"/"+roundSeconds(j.connect)+"/"+roundSeconds(j.transmit)),
+		slog.String("dsn", dsnCode), slog.String("status", d.status), slog.String("operator", j.op.key),
+		slog.Int("attempt", d.attempts), slog.String("reply", diagnostic(d.reply, false)))
 	if j.tls != "" {
-		attrs = append(attrs, "tls", j.tls)
+		attrs = append(attrs, slog.String("tls", j.tls))
 	}
 	if rc.ORCPT != "" && !strings.EqualFold(strings.TrimPrefix(strings.ToLower(rc.ORCPT), "rfc822;"), rc.Addr) {
-		attrs = append(attrs, "orig_to", rc.ORCPT)
+		attrs = append(attrs, slog.String("orig_to", rc.ORCPT))
 	}
-	s.log.Info("delivery", attrs...)
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "delivery", attrs...)
 	s.events.Delivery(j.op.label, d.status, j.connect+j.transmit)
 	if d.maybeDup && d.status == "deferred" {
 		s.log.Warn("connection lost after the final dot; a retry may duplicate the message",

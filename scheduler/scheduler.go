@@ -21,6 +21,8 @@ import (
 type Store interface {
 	Get(seq uint64) (*queue.Message, error)
 	Body(seq uint64) ([]byte, error)
+	// Load is Get and Body in one read.
+	Load(seq uint64) (*queue.Message, []byte, error)
 	Apply(ctx context.Context, ch queue.Change) (queue.Applied, error)
 	Scan(fn func(*queue.Message) error) error
 	NewID() (uint64, string)

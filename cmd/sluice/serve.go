@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,7 @@ func serveCommand() *cli.Command {
 				fmt.Fprintln(c.App.ErrWriter, err)
 				return &exitError{code: 2, err: errors.New("not started: fix the configuration (sluice config check)")}
 			}
+			tuneGC()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			hup := make(chan os.Signal, 1)
@@ -50,6 +52,17 @@ func serveCommand() *cli.Command {
 			return runDaemon(ctx, cfg, deps{Logger: log, Logs: logs, Hangup: hup, Notifier: newNotifier()})
 		},
 	})
+}
+
+// tuneGC lets the heap grow to five times what is live before a
+// collection (GOGC=400) unless GOGC is set: the daemon's live heap is small
+// (the index is about 40 bytes per queued recipient), and collecting less
+// often saves about a tenth of the CPU per relayed message (see
+// docs/performance.md).
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 }
 
 // deps are what a test may replace when running the daemon in-process.
