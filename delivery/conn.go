@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/textproto"
 
 	"github.com/emersion/go-smtp"
 )
@@ -22,6 +23,8 @@ type Conn struct {
 
 	host, ip   string
 	tlsVersion string
+
+	tp *textproto.Conn // pipelined transactions; nil until the first
 
 	usable bool // false after a connection-level failure or Close
 	dirty  bool // a transaction was left open: RSET before the next

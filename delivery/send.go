@@ -65,6 +65,12 @@ func (cn *Conn) Send(ctx context.Context, env Envelope, body []byte) []Result {
 
 // run drives the transaction after the local checks.
 func (t *tx) run(body []byte) {
+	if t.pipelined() {
+		if t.precheck() {
+			t.runPipelined(body)
+		}
+		return
+	}
 	if t.cn.dirty {
 		if err := t.cn.rset(); err != nil {
 			t.fail(err)
