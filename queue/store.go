@@ -60,7 +60,7 @@ const DefaultLazyCommitDelay = 5 * time.Millisecond
 
 // DefaultFileBodyBytes is where bodies move out of bbolt into files. See
 // BenchmarkEnqueue and docs/performance.md for the measurement behind it.
-const DefaultFileBodyBytes = 256 << 10
+const DefaultFileBodyBytes = 128 << 10
 
 // Store is the durable queue. It is safe for concurrent use.
 type Store struct {
