@@ -62,6 +62,9 @@ func (t *tx) runPipelined(body []byte) {
 		t.lost(err)
 		return
 	}
+	for _, i := range open {
+		t.results[i].RcptSent = true
+	}
 	t.cn.dirty = true // until the transaction ends cleanly
 	if cmds[0] == "RSET" {
 		if code, msg, err := tp.ReadResponse(0); err != nil || code/100 != 2 {

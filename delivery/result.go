@@ -70,7 +70,12 @@ type Result struct {
 	// dot: the remote may have accepted the message (RFC 1047), so a retry
 	// can duplicate it.
 	MaybeDelivered bool
-	Err            error // the local or network error, if any
+	// RcptSent is set once the RCPT command for this recipient was
+	// written: from then on the remote may have counted it against a
+	// budget. A recipient that never got that far (the session broke,
+	// or the transaction was aborted before) cost the operator nothing.
+	RcptSent bool
+	Err      error // the local or network error, if any
 }
 
 // Error is the failure to open a session for a destination. Reply is the

@@ -201,6 +201,7 @@ func (t *tx) rcpts() int {
 		if t.done[i] {
 			continue
 		}
+		t.results[i].RcptSent = true
 		err := t.cn.sc.Rcpt(r.Addr, t.rcptOptions(r))
 		if err == nil {
 			accepted++

@@ -347,3 +347,21 @@ func TestClockStepBackDoesNotRegrantWindow(t *testing.T) {
 		t.Errorf("%d sent after the clock stepped back into a spent window, want still 20", n)
 	}
 }
+
+// Units reserved for recipients whose RCPT never went out (the
+// transaction was cut before) go back to the budget.
+func TestUnsentRecipientsRefunded(t *testing.T) {
+	h := newHarness(t, bigmail)
+	h.fd.reply = func(d delivery.Destination, rcpt string) delivery.Result {
+		if rcpt == "a@bigmail.test" {
+			return delivery.Result{Status: delivery.StatusSent, Reply: delivery.Reply{Code: 250}}
+		}
+		return delivery.Result{Status: delivery.StatusDeferred, Reply: delivery.Reply{Enhanced: "4.4.2", Text: "lost connection"}}
+	}
+	h.enqueue("s@origin.test", 1000, "a@bigmail.test", "b@bigmail.test", "c@bigmail.test")
+	h.run(time.Second)
+	used, _ := h.store.Used(context.Background(), "bigmail", testStart.Truncate(time.Minute))
+	if used != 1000 {
+		t.Errorf("used = %d milli, want 1000: only the recipient whose RCPT went out counts", used)
+	}
+}

@@ -40,8 +40,8 @@ func (s *Scheduler) execute(w *worker, j *job) *jobResult {
 	if err != nil {
 		// No session: the operator saw nothing, so the units go back.
 		s.refund(r, len(live))
-	} else if j.limits.RefundRejected {
-		s.refundRejected(r, results)
+	} else {
+		s.refundUnseen(r, results)
 	}
 	s.settle(r, m, live, results, body, marked)
 	return r
@@ -136,12 +136,16 @@ func (s *Scheduler) refund(r *jobResult, n int) {
 	r.refundMilli += milli
 }
 
-// refundRejected gives back the units of recipients the remote refused
-// (refund_rejected = true).
-func (s *Scheduler) refundRejected(r *jobResult, results []delivery.Result) {
+// refundUnseen gives back the units of recipients whose RCPT was never
+// sent (the session broke first, or a shutdown aborted the transaction)
+// and, with refund_rejected = true, of those the remote refused.
+func (s *Scheduler) refundUnseen(r *jobResult, results []delivery.Result) {
 	n := 0
 	for _, res := range results {
-		if res.Status != delivery.StatusSent && res.Reply.Code >= 400 {
+		switch {
+		case !res.RcptSent && res.Status != delivery.StatusSent:
+			n++
+		case r.job.limits.RefundRejected && res.Status != delivery.StatusSent && res.Reply.Code >= 400:
 			n++
 		}
 	}

@@ -95,6 +95,11 @@ func (c *fakeConn) Send(_ context.Context, env delivery.Envelope, body []byte) [
 		if c.f.reply != nil {
 			res = c.f.reply(c.d, r.Addr)
 			res.Rcpt = r.Addr
+			// A reply means the RCPT went out; a scripted result without
+			// one stands for a transaction cut before it.
+			res.RcptSent = res.RcptSent || res.Reply.Code != 0 || res.Status == delivery.StatusSent
+		} else {
+			res.RcptSent = true
 		}
 		out[i] = res
 	}
