@@ -26,6 +26,7 @@ type delayDue struct {
 	seq uint64
 }
 
+//lint:ignore U1000 called through minHeap's type constraint (staticcheck does not see it)
 func (d delayDue) before(o delayDue) bool { return d.at < o.at }
 
 // watchDelay arranges a delay warning for m if one can be owed.

@@ -436,6 +436,7 @@ type opTimer struct {
 	op *opState
 }
 
+//lint:ignore U1000 called through minHeap's type constraint (staticcheck does not see it)
 func (t opTimer) before(o opTimer) bool { return t.at.Before(o.at) }
 
 type opTimerHeap = minHeap[opTimer]
