@@ -59,6 +59,9 @@ type Metrics struct {
 	inbound    *prometheus.CounterVec
 	deliveryD  prometheus.Histogram
 	commitD    prometheus.Histogram
+	skew       prometheus.Gauge
+	storeDown  prometheus.Gauge
+	outages    prometheus.Counter
 	state      *stateCollector
 }
 
@@ -95,10 +98,22 @@ func New(o Options) (*Metrics, error) {
 			Help:    "Duration of each queue commit (one bbolt transaction and fsync, shared by concurrent changes).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14), // 0.5ms to about 4s
 		}),
+		skew: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_quota_store_clock_skew_seconds",
+			Help: "This relay's clock minus the shared budget store's (Redis TIME), as last measured; window keys come from each relay's clock.",
+		}),
+		storeDown: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_quota_store_down",
+			Help: "1 while the shared budget store cannot be reached (operators with a quota wait, or use local_share).",
+		}),
+		outages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_quota_store_outages_total",
+			Help: "Outages of the shared budget store since start.",
+		}),
 		state: &stateCollector{timeout: o.SnapshotTimeout, log: o.Logger, src: o.Source},
 	}
 	for _, c := range []prometheus.Collector{
-		m.deliveries, m.replies, m.inbound, m.deliveryD, m.commitD, m.state,
+		m.deliveries, m.replies, m.inbound, m.deliveryD, m.commitD, m.skew, m.storeDown, m.outages, m.state,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -110,6 +125,20 @@ func New(o Options) (*Metrics, error) {
 		m.inbound.WithLabelValues(r) // present at zero from the start
 	}
 	return m, nil
+}
+
+// ClockSkew records a measured difference between this relay's clock and
+// the shared budget store's.
+func (m *Metrics) ClockSkew(d time.Duration) { m.skew.Set(d.Seconds()) }
+
+// QuotaStoreDown records the shared budget store going down or coming back.
+func (m *Metrics) QuotaStoreDown(down bool) {
+	if down {
+		m.storeDown.Set(1)
+		m.outages.Inc()
+		return
+	}
+	m.storeDown.Set(0)
 }
 
 // SetSource sets where the scrape-time gauges come from.

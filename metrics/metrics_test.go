@@ -282,3 +282,31 @@ func TestServerServesMetricsAndHealth(t *testing.T) {
 		}
 	}
 }
+
+func TestQuotaStoreGauges(t *testing.T) {
+	m, err := New(Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ClockSkew(-1500 * time.Millisecond)
+	m.QuotaStoreDown(true)
+	m.QuotaStoreDown(false)
+	m.QuotaStoreDown(true)
+	fams := scrape(t, m)
+	for name, want := range map[string]float64{
+		"sluice_quota_store_clock_skew_seconds": -1.5,
+		"sluice_quota_store_down":               1,
+		"sluice_quota_store_outages_total":      2,
+	} {
+		f := fams[name]
+		if f == nil || len(f.GetMetric()) != 1 {
+			t.Errorf("%s missing", name)
+			continue
+		}
+		mt := f.GetMetric()[0]
+		got := mt.GetGauge().GetValue() + mt.GetCounter().GetValue()
+		if got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}

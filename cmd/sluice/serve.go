@@ -132,7 +132,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, dp deps) error {
 	if d.redis != nil {
 		monCtx, stopMon := context.WithCancel(context.Background())
 		defer stopMon()
-		go d.redis.MonitorClock(monCtx, cfg.QuotaStore.MaxClockSkew, 0, nil)
+		go d.redis.MonitorClock(monCtx, cfg.QuotaStore.MaxClockSkew, 0, d.metrics.ClockSkew)
 	}
 	d.accepting.Store(true)
 	d.log.Info("sluice started", "version", version, "listen", fmt.Sprint(d.smtp.Addrs()), "admin_socket", cfg.Admin.Socket)
@@ -342,7 +342,7 @@ func (d *daemon) budget() (scheduler.Budget, error) {
 	}
 	d.redis = rs
 	return redisbudget.WithFallback(rs, d.store, redisbudget.FallbackOptions{
-		Policy: qs.OnStoreError, ExpectedRelays: qs.ExpectedRelays, Logger: log,
+		Policy: qs.OnStoreError, ExpectedRelays: qs.ExpectedRelays, Logger: log, OnOutage: d.metrics.QuotaStoreDown,
 	}), nil
 }
 

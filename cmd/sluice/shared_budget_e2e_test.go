@@ -152,4 +152,17 @@ func TestRedisOutagePausesAndResumes(t *testing.T) {
 		}
 	}
 	t.Logf("accepted %d, delivered %d, none during the %v outage", sent, len(got), up.Sub(down).Round(time.Millisecond))
+	fams, err := a.d.metrics.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == "sluice_quota_store_outages_total" {
+			if n := f.GetMetric()[0].GetCounter().GetValue(); n < 1 {
+				t.Errorf("sluice_quota_store_outages_total = %v after an outage", n)
+			}
+			return
+		}
+	}
+	t.Error("sluice_quota_store_outages_total is not exposed")
 }
