@@ -172,8 +172,6 @@ func buildBenchStore(b *testing.B, path string, n int) {
 
 type nopStore struct{}
 
-func (nopStore) Get(uint64) (*queue.Message, error) { return nil, queue.ErrNotFound }
-func (nopStore) Body(uint64) ([]byte, error)        { return nil, queue.ErrNotFound }
 func (nopStore) Load(uint64) (*queue.Message, []byte, error) {
 	return nil, nil, queue.ErrNotFound
 }

@@ -148,14 +148,10 @@ func (s *Scheduler) Bounce(ctx context.Context, seqs []uint64) (int, error) {
 }
 
 func (s *Scheduler) bounceOne(ctx context.Context, seq uint64) (bool, error) {
-	m, err := s.store.Get(seq)
+	m, body, err := s.store.Load(seq)
 	if errors.Is(err, queue.ErrNotFound) {
 		return false, nil
 	}
-	if err != nil {
-		return false, err
-	}
-	body, err := s.store.Body(seq)
 	if err != nil {
 		return false, err
 	}

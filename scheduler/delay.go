@@ -54,7 +54,7 @@ func (s *Scheduler) fireDelays(now time.Time) {
 
 // sendDelayWarning builds and queues the delayed report for one message.
 func (s *Scheduler) sendDelayWarning(seq uint64) {
-	m, err := s.store.Get(seq)
+	m, body, err := s.store.Load(seq)
 	if err != nil || m.Held {
 		return // sent, deleted or held meanwhile
 	}
@@ -70,11 +70,6 @@ func (s *Scheduler) sendDelayWarning(seq uint64) {
 	}
 	var reasons map[int]string
 	if err := s.do(s.jobCtx, func() { reasons = s.waitReasons(m, idxs, s.clock.Now()) }); err != nil {
-		return
-	}
-	body, err := s.store.Body(seq)
-	if err != nil {
-		s.log.Error("cannot read message body for a delay warning", "queue_id", m.ID, "err", err)
 		return
 	}
 	now := s.clock.Now()

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -190,7 +191,7 @@ func (s *Scheduler) finishLookup(dom uint32, cfg *config.Config, found *config.O
 
 func isTemporary(err error) bool {
 	var t interface{ IsTemporary() bool }
-	if ok := asTemporary(err, &t); ok {
+	if errors.As(err, &t) {
 		return t.IsTemporary()
 	}
 	return true

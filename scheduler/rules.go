@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"log/slog"
 	"regexp"
 	"time"
 
@@ -104,5 +103,3 @@ func (s *Scheduler) recoverThrottle(op *opState, now time.Time) {
 func (s *Scheduler) isSuspended(op *opState, now time.Time) bool {
 	return now.Before(op.suspendedUntil)
 }
-
-var _ = slog.LevelInfo

@@ -19,9 +19,7 @@ import (
 
 // Store is the durable queue as the scheduler uses it.
 type Store interface {
-	Get(seq uint64) (*queue.Message, error)
-	Body(seq uint64) ([]byte, error)
-	// Load is Get and Body in one read.
+	// Load reads a message, its recipients and its body in one read.
 	Load(seq uint64) (*queue.Message, []byte, error)
 	Apply(ctx context.Context, ch queue.Change) (queue.Applied, error)
 	Scan(fn func(*queue.Message) error) error

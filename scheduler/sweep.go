@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/sluice-mta/sluice/queue"
@@ -49,13 +50,12 @@ func (s *Scheduler) expire(op *opState, es []entry) {
 }
 
 func (s *Scheduler) expireMessage(op *job, seq uint64, es []entry) {
-	m, err := s.store.Get(seq)
-	if err != nil {
+	m, body, err := s.store.Load(seq)
+	if errors.Is(err, queue.ErrNotFound) {
 		return // gone meanwhile
 	}
-	body, err := s.store.Body(seq)
 	if err != nil {
-		s.log.Error("cannot read message body to expire it", "queue_id", m.ID, "err", err)
+		s.log.Error("cannot read a message to expire it", "queue_id", queue.FormatID(seq), "err", err)
 		return
 	}
 	now := s.clock.Now()
