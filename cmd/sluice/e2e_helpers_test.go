@@ -3,10 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -88,34 +84,11 @@ type running struct {
 	done   chan error
 }
 
-// startDaemon runs sluice in-process on cfgText with its data in dataDir.
-func startTestDaemon(t testing.TB, dataDir, cfgText string) *running {
+// startTestDaemon runs sluice in-process on cfgText; the configuration
+// file is written to dir.
+func startTestDaemon(t testing.TB, dir, cfgText string) *running {
 	t.Helper()
-	path := filepath.Join(dataDir, "sluice.toml")
-	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	r := &running{t: t, cfg: cfg, done: make(chan error, 1)}
-	started := make(chan *daemon, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	log := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go func() {
-		r.done <- runDaemon(ctx, cfg, deps{Logger: log, Started: func(d *daemon) { started <- d }})
-	}()
-	select {
-	case r.d = <-started:
-	case err := <-r.done:
-		t.Fatalf("daemon did not start: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("daemon did not start in time")
-	}
-	t.Cleanup(r.stop)
-	return r
+	return startOpsDaemon(t, dir, cfgText, daemonOpts{})
 }
 
 func (r *running) addr() string { return r.d.SMTPAddrs()[0].String() }
@@ -179,8 +152,6 @@ func send(t testing.TB, addr, from string, to []string, body string) string {
 func testMessage(from, subject string) string {
 	return fmt.Sprintf("From: <%s>\nTo: <x@y>\nSubject: %s\nMessage-ID: <%d@client.test>\n\nHello.\n", from, subject, time.Now().UnixNano())
 }
-
-var _ = net.Dial
 
 // waitQueueEmpty waits until the daemon's queue holds no message.
 func waitQueueEmpty(t testing.TB, r *running) {

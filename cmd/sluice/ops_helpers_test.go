@@ -26,9 +26,9 @@ type daemonOpts struct {
 	notifier  notifier
 }
 
-// startOpsDaemon runs sluice in-process like startTestDaemon, with the
-// configuration written to dir/sluice.toml and the extras of o.
-func startOpsDaemon(t *testing.T, dir, cfgText string, o daemonOpts) *running {
+// startOpsDaemon runs sluice in-process with the configuration written to
+// dir/sluice.toml and the extras of o.
+func startOpsDaemon(t testing.TB, dir, cfgText string, o daemonOpts) *running {
 	t.Helper()
 	path := filepath.Join(dir, "sluice.toml")
 	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {
