@@ -160,8 +160,11 @@ window = "1h"
 	}
 }
 
-// A reload while transactions are in flight must not race with the
-// workers: they run on the limits and configuration of their dispatch.
+// A reload while a transaction is in flight: the transaction finishes on
+// the limits of its dispatch and the message leaves the queue. (The race
+// detector cannot prove the absence of the race here, since the test's
+// own channels order the reload before the worker resumes; the workers'
+// reads of job.limits and conf() are what keep it away.)
 func TestReconfigureWhileDelivering(t *testing.T) {
 	extra := `
 [[operator]]
