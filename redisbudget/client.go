@@ -101,13 +101,29 @@ func withScheme(u *url.URL, scheme string) string {
 	return c.String()
 }
 
-// parseError wraps a URL parse error. A url.Error repeats the whole URL,
-// password included, so only its reason is kept; go-redis's own errors name
-// options and numbers, never the userinfo.
+// parseError wraps a URL parse error, keeping only its reason. Both
+// net/url and go-redis quote pieces of the URL in their messages (a port, a
+// path, a database number, an escape), and in a malformed URL any of those
+// pieces may hold the password, so everything after the reason is dropped:
+// "redis: invalid URL path: /x@y" becomes "invalid URL path".
 func parseError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	return fmt.Errorf("%w: %v", ErrBadURL, err)
+	return fmt.Errorf("%w: %s", ErrBadURL, parseReason(err.Error()))
+}
+
+// parseReason returns msg without its library prefix and without anything
+// from its first colon or quote on.
+func parseReason(msg string) string {
+	msg = strings.TrimPrefix(msg, "redis: ")
+	msg = strings.TrimPrefix(msg, "net/url: ")
+	if i := strings.IndexAny(msg, ":\"'`"); i >= 0 {
+		msg = msg[:i]
+	}
+	if msg = strings.TrimSpace(msg); msg == "" {
+		return "cannot parse it"
+	}
+	return msg
 }
