@@ -163,12 +163,7 @@ func (t *tx) sendBody(tp *textproto.Conn, body []byte) {
 	nc := t.cn.nc
 	_ = nc.SetDeadline(time.Now().Add(t.cn.client.o.DataTimeout))
 	nc.writeFailed = false
-	dw := tp.DotWriter()
-	_, err := dw.Write(body)
-	if err == nil {
-		err = dw.Close()
-	}
-	if err != nil {
+	if err := writeData(tp.W, body); err != nil {
 		t.lost(err)
 		return
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-mta/sluice/admin"
 	"github.com/sluice-mta/sluice/dsn"
 	"github.com/sluice-mta/sluice/internal/testmx"
+	"github.com/sluice-mta/sluice/scheduler"
 )
 
 // These tests cover issue 4: reacting to the operator's replies, per-RCPT
@@ -52,20 +53,31 @@ duration = "3s"
 `))
 	start := time.Now()
 	send(t, r.addr(), "alice@origin.test", []string{"a@bigmail.test"}, testMessage("alice@origin.test", "one"))
-	// Wait for the 421, then queue more: it must wait for the suspension.
+	// Wait for the 421 and for the scheduler to act on it (the MX sees the
+	// refusal before the delivery's result is recorded), then queue more:
+	// it must wait for the suspension.
 	waitFor(t, 10*time.Second, func() bool { return refused.Load() == 1 })
-	st, err := r.d.sched.Snapshot(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	suspended := false
-	for _, o := range st.Operators {
-		if o.Key == "bigmail" && o.SuspendedUntil.After(time.Now()) && strings.Contains(o.SuspendReason, "421") {
-			suspended = true
+	suspended := func() ([]scheduler.OperatorStatus, bool) {
+		st, err := r.d.sched.Snapshot(context.Background())
+		if err != nil {
+			t.Fatal(err)
 		}
+		for _, o := range st.Operators {
+			if o.Key == "bigmail" && o.SuspendedUntil.After(time.Now()) && strings.Contains(o.SuspendReason, "421") {
+				return st.Operators, true
+			}
+		}
+		return st.Operators, false
 	}
-	if !suspended {
-		t.Fatalf("operator not suspended after a 421 too many connections: %+v", st.Operators)
+	for i := 0; ; i++ {
+		ops, ok := suspended()
+		if ok {
+			break
+		}
+		if i == 250 {
+			t.Fatalf("operator not suspended 5s after a 421 too many connections: %+v", ops)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	send(t, r.addr(), "alice@origin.test", []string{"b@bigmail.test"}, testMessage("alice@origin.test", "two"))
 	got := w.mx["bigmail.test"].WaitMessages(t, 2, 20*time.Second)
