@@ -88,17 +88,19 @@ func TestNewRejects(t *testing.T) {
 		name string
 		o    Options
 		want error
+		says string // the reason the error must still give
 	}{
-		{"http scheme", Options{URL: "http://u:" + secret + "@host/"}, ErrBadURL},
-		{"no scheme", Options{URL: "127.0.0.1:6379"}, ErrBadURL},
-		{"empty", Options{URL: ""}, ErrBadURL},
-		{"malformed with password", Options{URL: "redis://u:" + secret + "@host:port:bad/%zz"}, ErrBadURL},
-		{"bad db", Options{URL: "redis://u:" + secret + "@host/x"}, ErrBadURL},
-		{"unknown option", Options{URL: "redis://u:" + secret + "@host/0?frobnicate=1"}, ErrBadURL},
-		{"sentinel without master", Options{URL: "redis-sentinel://u:" + secret + "@host:26379"}, ErrBadURL},
-		{"cluster bad addr", Options{URL: "redis-cluster://u:" + secret + "@host?addr=nope"}, ErrBadURL},
-		{"negative timeout", Options{URL: "redis://host", Timeout: -1}, nil},
-		{"negative grace", Options{URL: "redis://host", KeyTTLGrace: -1}, nil},
+		{"http scheme", Options{URL: "http://u:" + secret + "@host/"}, ErrBadURL, `scheme "http" is not one of`},
+		{"no scheme", Options{URL: "127.0.0.1:6379"}, ErrBadURL, "bad redis url"},
+		{"empty", Options{URL: ""}, ErrBadURL, "bad redis url"},
+		{"malformed with password", Options{URL: "redis://u:" + secret + "@host:port:bad/%zz"}, ErrBadURL, "bad redis url: invalid"},
+		{"bad db", Options{URL: "redis://u:" + secret + "@host/x"}, ErrBadURL, "bad redis url: invalid database number"},
+		{"unknown option", Options{URL: "redis://u:" + secret + "@host/0?frobnicate=1"}, ErrBadURL, "bad redis url: unexpected option"},
+		{"path after empty userinfo", Options{URL: "redis://:/" + secret + "@/0"}, ErrBadURL, "bad redis url: invalid URL path"},
+		{"sentinel without master", Options{URL: "redis-sentinel://u:" + secret + "@host:26379"}, ErrBadURL, "master_name"},
+		{"cluster bad addr", Options{URL: "redis-cluster://u:" + secret + "@host?addr=nope"}, ErrBadURL, "bad redis url: unable to parse addr param"},
+		{"negative timeout", Options{URL: "redis://host", Timeout: -1}, nil, "negative timeout -1ns"},
+		{"negative grace", Options{URL: "redis://host", KeyTTLGrace: -1}, nil, "key TTL grace -1ns"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,6 +114,9 @@ func TestNewRejects(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("error repeats the password: %v", err)
+			}
+			if !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("err = %v, want it to say %q", err, tt.says)
 			}
 		})
 	}
