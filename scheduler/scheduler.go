@@ -384,15 +384,18 @@ func (s *Scheduler) do(ctx context.Context, fn func()) error {
 }
 
 // background runs fn in a goroutine that the loop counts as work in
-// progress (for WaitIdle) and that shutdown waits for.
+// progress (for WaitIdle) and that shutdown waits for. The count drops on
+// the loop itself, in a turn of its own: a wake-up sent from here after
+// the count dropped could land after the loop had already reported itself
+// idle, and start a turn that a fake-clock test, moving the clock at that
+// moment, would take for the turn at the new time.
 func (s *Scheduler) background(fn func()) {
 	s.bg.Add(1)
 	s.jobWG.Add(1)
 	go func() {
 		defer func() {
 			s.jobWG.Done()
-			s.bg.Add(-1)
-			s.poke()
+			s.post(func() { s.bg.Add(-1) })
 		}()
 		fn()
 	}()

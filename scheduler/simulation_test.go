@@ -232,8 +232,9 @@ func priorityViolations(rs []*simRcpt, aging time.Duration) []string {
 				continue
 			}
 			if effO := EffectivePriorityMilli(o.prio, o.arrival, r.sentAt, aging); effO > effR {
-				out = append(out, fmt.Sprintf("%s (effective priority %s) sent at %s while %s (effective %s) waited until %s",
-					r.addr, formatUnits(effR), r.sentAt.Format(time.RFC3339), o.addr, formatUnits(effO), o.sentAt.Format(time.RFC3339)))
+				out = append(out, fmt.Sprintf("%s (arrived %s, effective priority %s) sent at %s while %s (arrived %s, effective %s) waited until %s",
+					r.addr, r.arrival.Format(time.RFC3339Nano), formatUnits(effR), r.sentAt.Format(time.RFC3339Nano),
+					o.addr, o.arrival.Format(time.RFC3339Nano), formatUnits(effO), o.sentAt.Format(time.RFC3339Nano)))
 			}
 		}
 	}
