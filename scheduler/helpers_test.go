@@ -232,7 +232,7 @@ func (h *harness) waitAfter(turn uint64, poke bool) {
 	if poke {
 		h.s.poke()
 	}
-	if err := h.s.WaitIdleAfter(ctx, turn); err != nil {
+	if err := h.s.WaitIdleAt(ctx, turn, h.clock.Now()); err != nil {
 		h.t.Fatal(err)
 	}
 }

@@ -146,9 +146,10 @@ type Scheduler struct {
 	ready     chan struct{} // closed once the index is built
 
 	// Guarded by inMu, for WaitIdle.
-	turn uint64
-	idle bool
-	bg   atomic.Int32 // background tasks (lookups, expiries) running
+	turn    uint64
+	idle    bool
+	turnNow time.Time    // the clock reading the last turn worked with
+	bg      atomic.Int32 // background tasks (lookups, expiries) running
 }
 
 // New returns a Scheduler; Run loads the queue and starts sending.
@@ -216,8 +217,8 @@ func (s *Scheduler) Add(m *queue.Message) {
 
 func (s *Scheduler) poke() {
 	s.inMu.Lock()
+	defer s.inMu.Unlock()
 	s.idle = false
-	s.inMu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -247,7 +248,9 @@ func (s *Scheduler) Run(ctx context.Context, drain time.Duration) error {
 		timer.ResetAt(wake) // absolute and atomic: exact under a fake clock
 		// Something already due (wake <= now) means the timer fires at
 		// once: the loop is not idle, it goes round again.
-		s.publishTurn(wake.After(now) && s.inflight == 0 && s.retiring == 0 && s.bg.Load() == 0)
+		// So does a timer that fired while this turn ran (publishTurn
+		// checks for a kick).
+		s.publishTurn(now, len(timer.C()) == 0 && wake.After(now) && s.inflight == 0 && s.retiring == 0 && s.bg.Load() == 0)
 		select {
 		case <-ctx.Done():
 			return s.shutdown(drain)
@@ -314,15 +317,17 @@ func (s *Scheduler) nextWake(now time.Time) time.Time {
 	return wake
 }
 
-// publishTurn records that the loop finished a turn and is about to
-// sleep, and whether it is idle: nothing in flight, no background task and
-// no new mail waiting for it. Tests driving a fake clock wait for an idle
-// turn after each step (WaitIdle).
-func (s *Scheduler) publishTurn(idle bool) {
+// publishTurn records that the loop finished a turn worked at now and is
+// about to sleep, and whether it is idle: nothing in flight, no background
+// task, no new mail and no wake-up waiting for it. Tests driving a fake
+// clock wait for an idle turn after each step (WaitIdle). poke sends its
+// kick under inMu, so a kick is either seen here or clears idle after.
+func (s *Scheduler) publishTurn(now time.Time, idle bool) {
 	s.inMu.Lock()
 	defer s.inMu.Unlock()
 	s.turn++
-	s.idle = idle && len(s.incoming) == 0
+	s.turnNow = now
+	s.idle = idle && len(s.incoming) == 0 && len(s.kick) == 0
 	if s.idle {
 		close(s.idleCh)
 		s.idleCh = make(chan struct{})
@@ -342,11 +347,18 @@ func (s *Scheduler) Turn() uint64 {
 // with WaitIdleAfter, so that no turn can still be running when it moves the
 // clock again.
 func (s *Scheduler) WaitIdleAfter(ctx context.Context, turn uint64) error {
+	return s.WaitIdleAt(ctx, turn, time.Time{})
+}
+
+// WaitIdleAt is WaitIdleAfter for a turn that also worked with a clock
+// reading at or after at: a fake-clock test that has just moved the clock
+// to at cannot mistake a turn that began before the move for one after it.
+func (s *Scheduler) WaitIdleAt(ctx context.Context, turn uint64, at time.Time) error {
 	for {
 		s.inMu.Lock()
-		ch, idle, cur := s.idleCh, s.idle, s.turn
+		ch, idle, cur, now := s.idleCh, s.idle, s.turn, s.turnNow
 		s.inMu.Unlock()
-		if idle && cur > turn {
+		if idle && cur > turn && !now.Before(at) {
 			return nil
 		}
 		select {
