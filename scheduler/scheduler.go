@@ -341,18 +341,13 @@ func (s *Scheduler) Turn() uint64 {
 	return s.turn
 }
 
-// WaitIdleAfter blocks until a loop turn later than turn ends idle, or ctx
-// ends. A test driving a fake clock reads Turn, then causes exactly one
-// wake-up (moving the clock to the next deadline, adding mail), then waits
-// with WaitIdleAfter, so that no turn can still be running when it moves the
-// clock again.
-func (s *Scheduler) WaitIdleAfter(ctx context.Context, turn uint64) error {
-	return s.WaitIdleAt(ctx, turn, time.Time{})
-}
-
-// WaitIdleAt is WaitIdleAfter for a turn that also worked with a clock
-// reading at or after at: a fake-clock test that has just moved the clock
-// to at cannot mistake a turn that began before the move for one after it.
+// WaitIdleAt blocks until a loop turn later than turn ends idle having
+// worked with a clock reading at or after at, or ctx ends. A test driving
+// a fake clock reads Turn, causes exactly one wake-up (moving the clock to
+// the next deadline, adding mail), then waits with WaitIdleAt and the
+// clock's new time, so that no turn can still be running when it moves
+// the clock again, and a turn that began before the move is not taken for
+// one after it.
 func (s *Scheduler) WaitIdleAt(ctx context.Context, turn uint64, at time.Time) error {
 	for {
 		s.inMu.Lock()
@@ -373,7 +368,7 @@ func (s *Scheduler) WaitIdleAt(ctx context.Context, turn uint64, at time.Time) e
 func (s *Scheduler) WaitIdle(ctx context.Context) error {
 	turn := s.Turn()
 	s.poke()
-	return s.WaitIdleAfter(ctx, turn)
+	return s.WaitIdleAt(ctx, turn, time.Time{})
 }
 
 // Ready is closed once Run has loaded the queue.
