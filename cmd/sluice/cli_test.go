@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,23 +15,11 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// runCLI runs the sluice command line in-process and returns its output
-// and exit status.
+// runCLI runs the sluice command line in-process with empty standard
+// input and returns its output and exit status.
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	app := newApp()
-	var out, errOut bytes.Buffer
-	app.Writer, app.ErrWriter = &out, &errOut
-	err := app.Run(append([]string{"sluice"}, args...))
-	if err != nil {
-		code = 1
-		var ee *exitError
-		if errors.As(err, &ee) {
-			code = ee.code
-		}
-		errOut.WriteString(err.Error())
-	}
-	return out.String(), errOut.String(), code
+	return runCLIInput(t, "", args...)
 }
 
 func TestConfigCheck(t *testing.T) {

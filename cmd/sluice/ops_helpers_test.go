@@ -71,7 +71,8 @@ func slowRetryConfig(w *world, dataDir, extra string) string {
 	return strings.Replace(w.daemonConfig(dataDir, extra), `retry_schedule = ["1s"]`, `retry_schedule = ["1h"]`, 1)
 }
 
-// runCLIInput is runCLI with stdin.
+// runCLIInput runs the sluice command line in-process with stdin as its
+// standard input and returns its output and exit status.
 func runCLIInput(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	app := newApp()
